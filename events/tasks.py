@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from events import services
+
+
+@shared_task(acks_late=True)
+def fan_out(event_id: str) -> None:
+    for delivery_id in services.event_fan_out(event_id=event_id):
+        run_delivery.delay(delivery_id)
+
+
+@shared_task(acks_late=True)
+def run_delivery(delivery_id: int) -> str:
+    return services.delivery_run(delivery_id=delivery_id)
+
+
+@shared_task
+def redeliver_stalled() -> int:
+    event_ids, delivery_ids = services.stalled_work()
+    for event_id in event_ids:
+        fan_out.delay(event_id)
+    for delivery_id in delivery_ids:
+        run_delivery.delay(delivery_id)
+    return len(event_ids) + len(delivery_ids)

@@ -1,0 +1,59 @@
+"""``GET /health``: is this process able to serve? Each dependency is checked and named."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from msp.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+
+def check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def check_cache() -> None:
+    key = f"health:{uuid.uuid4().hex}"
+    cache.set(key, "1", timeout=5)
+    if cache.get(key) != "1":
+        raise RuntimeError("cache did not return the value just written")
+    cache.delete(key)
+
+
+def check_broker() -> None:
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+CHECKS: dict[str, Callable[[], None]] = {
+    "database": check_database,
+    "cache": check_cache,
+    "broker": check_broker,
+}
+
+
+@never_cache
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    results: dict[str, str] = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+        except Exception as exc:  # a failing dependency is reported, never raised
+            logger.warning("health check %s failed: %s", name, exc)
+            results[name] = "fail"
+        else:
+            results[name] = "ok"
+    healthy = all(value == "ok" for value in results.values())
+    return JsonResponse({"status": "ok" if healthy else "fail", "checks": results}, status=200 if healthy else 503)

@@ -1,0 +1,273 @@
+"""Django settings for Keel.
+
+Everything that differs between machines comes from the environment through :func:`msp.env.env`;
+``docs/operations.md`` and ``.env.example`` list every variable with its development and production default.
+``KEEL_ENV=production`` turns on the production rules: a real secret key, DEBUG off, secure cookies, HSTS,
+and no sandbox providers.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from msp.env import env, to_bool, to_list
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env("KEEL_VAR_DIR", str(BASE_DIR / "var")))
+
+KEEL_ENV = env("KEEL_ENV", "development")
+if KEEL_ENV not in {"development", "production", "test"}:
+    raise ImproperlyConfigured("KEEL_ENV must be one of development, production, test")
+PRODUCTION = KEEL_ENV == "production"
+
+DEBUG = env("DEBUG", not PRODUCTION, to_bool)
+_DEV_SECRET = "django-insecure-keel-development-only-0123456789-abcdefghijklmnopqrstuvwxyz"
+SECRET_KEY = env("SECRET_KEY", "" if PRODUCTION else _DEV_SECRET)
+ALLOWED_HOSTS = env("ALLOWED_HOSTS", [] if PRODUCTION else ["*"], to_list)
+CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS", [], to_list)
+SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# External providers. Each has a real adapter and a "sandbox" that records what it would do.
+EMAIL_PROVIDER = env("EMAIL_PROVIDER", "sendgrid" if PRODUCTION else "sandbox")
+PROVIDER_SETTINGS = {"EMAIL_PROVIDER": EMAIL_PROVIDER}
+
+if PRODUCTION:
+    if not SECRET_KEY:
+        raise ImproperlyConfigured("SECRET_KEY is required when KEEL_ENV=production")
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be off when KEEL_ENV=production")
+    _sandboxed = sorted(name for name, value in PROVIDER_SETTINGS.items() if value == "sandbox")
+    if _sandboxed:
+        raise ImproperlyConfigured(f"sandbox providers are not allowed in production: {', '.join(_sandboxed)}")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "anymail",
+    "django_htmx",
+    "tenancy",
+    "events",
+    "portal",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "msp.urls"
+WSGI_APPLICATION = "msp.wsgi.application"
+ASGI_APPLICATION = "msp.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.portal",
+            ],
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'keel.sqlite3'}"),
+        conn_max_age=env("DATABASE_CONN_MAX_AGE", 60, int),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "keel"}}
+
+AUTH_USER_MODEL = "tenancy.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    "sesame.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:dashboard"
+LOGOUT_REDIRECT_URL = "portal:login"
+PASSWORD_RESET_TIMEOUT = env("PASSWORD_RESET_TIMEOUT", 3600, int)
+
+# Sessions end after SESSION_IDLE_SECONDS without a request (the expiry is pushed on every request).
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_COOKIE_AGE = env("SESSION_IDLE_SECONDS", 7200, int)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# Security headers. Secure cookies and HSTS are on in production (TLS terminates at or before gunicorn).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_SSL_REDIRECT = env("SECURE_SSL_REDIRECT", PRODUCTION, to_bool)
+SECURE_HSTS_SECONDS = env("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0, int)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_HSTS_PRELOAD = PRODUCTION
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
+
+# Login lockout (django-axes): AXES_FAILURE_LIMIT failures for one email from one address lock it out for
+# AXES_COOLOFF_MINUTES.
+AXES_FAILURE_LIMIT = env("AXES_FAILURE_LIMIT", 5, int)
+AXES_COOLOFF_TIME = timedelta(minutes=env("AXES_COOLOFF_MINUTES", 15, int))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "portal/auth/locked_out.html"
+AXES_VERBOSE = False
+AXES_IPWARE_PROXY_COUNT = env("AXES_PROXY_COUNT", 1 if PRODUCTION else 0, int) or None
+
+# Magic links (django-sesame): short-lived and single use.
+SESAME_MAX_AGE = env("MAGIC_LINK_MAX_AGE", 900, int)
+SESAME_ONE_TIME = True
+SESAME_TOKEN_NAME = "token"
+
+OTP_TOTP_ISSUER = env("OTP_ISSUER", "Keel")
+
+LANGUAGE_CODE = "en-au"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+MEDIA_ROOT = VAR_DIR / "media"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# Email through django-anymail. The sandbox writes each message to EMAIL_FILE_PATH instead of sending it.
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Keel <support@keel.test>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+ANYMAIL = {"SENDGRID_API_KEY": env("SENDGRID_API_KEY", "")}
+if EMAIL_PROVIDER == "sendgrid":
+    EMAIL_BACKEND = "anymail.backends.sendgrid.EmailBackend"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = VAR_DIR / "mail"
+
+# Celery. Without REDIS_URL (or CELERY_BROKER_URL) the broker is kombu's filesystem transport under var/,
+# so `make run` needs no servers.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_ALWAYS_EAGER = env("CELERY_TASK_ALWAYS_EAGER", False, to_bool)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "events-redeliver-stalled": {"task": "events.tasks.redeliver_stalled", "schedule": 60.0},
+    "tenancy-purge-expired-invitations": {"task": "tenancy.tasks.purge_expired_invitations", "schedule": 3600.0},
+}
+
+# Partner API.
+API_KEY_RATE = env("API_KEY_RATE", "600/min")
+API_PUBLIC_RATE = env("API_PUBLIC_RATE", "60/min")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenancy.api_auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["tenancy.api_policy.HasTenantAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenancy.api_auth.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": API_KEY_RATE, "public": API_PUBLIC_RATE},
+    "DEFAULT_PAGINATION_CLASS": "tenancy.api_policy.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    "EXCEPTION_HANDLER": "tenancy.api_base.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Keel API",
+    "DESCRIPTION": "The partner API of Keel. Authenticate with `Authorization: Bearer <api key>`; a partner key "
+    "chooses the organization it acts for with the `X-Organization` header (slug or id).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer", "description": "A Keel API key."}}
+    },
+    "SECURITY": [{"ApiKey": []}],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"axes": {"level": "WARNING"}},
+}

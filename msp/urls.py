@@ -1,0 +1,24 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django_otp.admin import OTPAdminSite
+
+from msp.health import health
+
+# Staff admin requires a verified one-time-password device.
+admin.site.__class__ = OTPAdminSite
+admin.site.site_header = "Keel staff"
+admin.site.site_title = "Keel staff"
+admin.site.index_title = "Operations"
+
+urlpatterns = [
+    re_path(r"^health/?$", health, name="health"),
+    path("admin/", admin.site.urls),
+    path("api/", include("msp.api_urls")),
+    path("", include("portal.urls")),
+]
+
+if settings.DEBUG:  # pragma: no cover - development only
+    from django.conf.urls.static import static
+
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,144 @@
+"""The base of every organization-scoped API endpoint.
+
+``TenantAccess`` answers, for one request: which organizations may the caller see, and which one does it act for?
+- an organization key acts for its organization;
+- a partner key acts for the organization named by ``X-Organization`` (slug or id), or, without the header, lists
+  span all of its partner's organizations and writes are refused with a 400;
+- a signed-in person (the portal's own calls) acts for ``X-Organization`` or their current portal organization.
+Objects outside the visible organizations are 404. A suspended organization is 403 with the reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Model, QuerySet
+from rest_framework import exceptions, permissions, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from tenancy.api_policy import OrganizationSuspended
+from tenancy.errors import ConflictError
+from tenancy.models import MANAGING_ROLES, ApiKey, Membership, Organization, OrgStatus
+
+ORG_HEADER = "HTTP_X_ORGANIZATION"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+@dataclass
+class TenantAccess:
+    organizations: QuerySet[Organization]
+    organization: Organization | None
+    api_key: ApiKey | None
+    role: str | None  # the person's membership role in ``organization`` (None for keys and partner admins)
+
+    @property
+    def is_partner_wide(self) -> bool:
+        return self.organization is None
+
+    def require_organization(self) -> Organization:
+        if self.organization is None:
+            raise exceptions.ValidationError(
+                {"X-Organization": ["Name the organization to act for with the X-Organization header (slug or id)."]}
+            )
+        return self.organization
+
+    @property
+    def can_manage(self) -> bool:
+        """Owners/admins, partner admins, and keys with write scope may manage organization settings."""
+        if self.api_key is not None:
+            return True
+        return self.role is None or self.role in MANAGING_ROLES
+
+
+def _pick(organizations: QuerySet[Organization], ident: str) -> Organization:
+    try:
+        lookup = {"pk": uuid.UUID(ident)}
+    except ValueError:
+        lookup = {"slug": ident}
+    org = organizations.filter(**lookup).first()
+    if org is None:
+        raise exceptions.NotFound("No such organization.")
+    return org
+
+
+def resolve_access(request: Request) -> TenantAccess:
+    header = (request.META.get(ORG_HEADER) or "").strip()
+    key = request.auth if isinstance(request.auth, ApiKey) else None
+    role: str | None = None
+    if key is not None:
+        if key.organization_id is not None:
+            organizations = Organization.objects.filter(pk=key.organization_id)
+            chosen: Organization | None = key.organization
+            if header:
+                chosen = _pick(organizations, header)
+        else:
+            organizations = Organization.objects.filter(partner_id=key.partner_id)
+            chosen = _pick(organizations, header) if header else None
+    else:
+        user = request.user
+        organizations = Organization.objects.visible_to(user)
+        ident = header or request.session.get("organization_id", "") if hasattr(request, "session") else header
+        chosen = _pick(organizations, str(ident)) if ident else None
+        if chosen is None and organizations.count() == 1:
+            chosen = organizations.first()
+        if chosen is not None:
+            role = Membership.objects.filter(user=user, organization=chosen).values_list("role", flat=True).first()
+    if chosen is not None and chosen.status == OrgStatus.SUSPENDED:
+        raise OrganizationSuspended(chosen)
+    return TenantAccess(organizations=organizations, organization=chosen, api_key=key, role=role)
+
+
+class TenantAPIView(APIView):
+    """Resolves ``request.tenant`` (a :class:`TenantAccess`) before the handler runs."""
+
+    tenant: TenantAccess
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        self.tenant = resolve_access(request)
+        if request.method not in permissions.SAFE_METHODS and getattr(self, "writes_need_organization", True):
+            self.tenant.require_organization()
+
+
+class TenantViewSet(TenantAPIView, viewsets.GenericViewSet):  # type: ignore[misc]
+    """A viewset over a tenant-owned model: every lookup is confined to the organizations the caller may see,
+    narrowed to the chosen one when there is one."""
+
+    org_field = "organization"
+
+    def get_queryset(self) -> QuerySet[Any]:
+        qs = super().get_queryset()
+        if self.tenant.organization is not None:
+            return qs.filter(**{self.org_field: self.tenant.organization})
+        return qs.filter(**{f"{self.org_field}__in": self.tenant.organizations})
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save(**{self.org_field: self.tenant.require_organization()})
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus: Django ValidationErrors from services are 400 by field; ConflictError is 409."""
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        exc = exceptions.ValidationError(detail)
+    elif isinstance(exc, ConflictError):
+        exc = Conflict({exc.field: [exc.message]} if exc.field else exc.message)
+    return drf_exception_handler(exc, context)
+
+
+def get_tenant_object(queryset: QuerySet[Any], **lookup: Any) -> Model:
+    obj = queryset.filter(**lookup).first()
+    if obj is None:
+        raise exceptions.NotFound()
+    return obj

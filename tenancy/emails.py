@@ -1,0 +1,56 @@
+"""Transactional email: text and HTML templates under templates/email/, branded per organization.
+
+Messages are rendered when the caller's transaction commits and handed to a Celery task that sends them through
+django-anymail, so a rolled-back write never sends mail and a slow provider never holds a request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from tenancy.models import Organization
+
+
+def branding_context(organization: Organization | None) -> dict[str, Any]:
+    if organization is None:
+        return {
+            "brand_name": "Keel",
+            "brand_primary": "#1f4e79",
+            "brand_accent": "#f2a900",
+            "brand_support_email": settings.DEFAULT_FROM_EMAIL,
+        }
+    return {
+        "brand_name": organization.display_name,
+        "brand_primary": organization.brand_primary_color,
+        "brand_accent": organization.brand_accent_color,
+        "brand_support_email": organization.brand_support_email or settings.DEFAULT_FROM_EMAIL,
+    }
+
+
+def render_email(template: str, context: dict[str, Any], organization: Organization | None) -> dict[str, str]:
+    full = {**branding_context(organization), "site_url": settings.SITE_URL, **context}
+    subject = render_to_string(f"email/{template}.subject.txt", full).strip().replace("\n", " ")
+    return {
+        "subject": subject,
+        "text": render_to_string(f"email/{template}.txt", full),
+        "html": render_to_string(f"email/{template}.html", full),
+    }
+
+
+def email_send(
+    *, to: str | list[str], template: str, context: dict[str, Any], organization: Organization | None = None
+) -> None:
+    """Send ``templates/email/<template>.{subject.txt,txt,html}`` to ``to`` after the current transaction commits."""
+    recipients = [to] if isinstance(to, str) else list(to)
+
+    def _enqueue() -> None:
+        from tenancy.tasks import send_email
+
+        message = render_email(template, context, organization)
+        send_email.delay(recipients=recipients, **message)
+
+    transaction.on_commit(_enqueue)

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from tenancy.audit import audit_record
+from tenancy.errors import ServiceValidationError, field_error
+from tenancy.models import ApiKey, ApiScope, Organization, Partner, User
+from tenancy.secrets import new_token, token_hash
+
+KEY_PREFIX = "keel_"
+# Scopes later areas add register here: ``API_SCOPES["tickets"] = "Support tickets"``.
+API_SCOPES: dict[str, str] = {ApiScope.READ: "Read", ApiScope.WRITE: "Write"}
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _clean_scopes(scopes: list[str]) -> list[str]:
+    cleaned = sorted({scope.strip() for scope in scopes if scope.strip()})
+    unknown = [scope for scope in cleaned if scope not in API_SCOPES]
+    if unknown:
+        raise field_error("scopes", f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(sorted(API_SCOPES))}.")
+    if not cleaned:
+        raise field_error("scopes", "Choose at least one scope.")
+    return cleaned
+
+
+def api_key_create(
+    *,
+    name: str,
+    scopes: list[str],
+    organization: Organization | None = None,
+    partner: Partner | None = None,
+    expires_at: datetime | None = None,
+    created_by: User | None = None,
+    ip: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key for an organization or a partner. Returns the key and its secret, which is never stored."""
+    errors: dict[str, list[str]] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = ["Name is required."]
+    if (organization is None) == (partner is None):
+        errors["owner"] = ["A key belongs to exactly one organization or partner."]
+    if expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = ["The expiry must be in the future."]
+    try:
+        clean_scopes = _clean_scopes(scopes)
+    except ServiceValidationError as exc:
+        errors.update(exc.message_dict)
+    if errors:
+        raise ServiceValidationError(errors)
+    secret = new_token(32)
+    prefix = new_token(6)[:8].replace("-", "x").replace("_", "y")
+    raw = f"{KEY_PREFIX}{prefix}_{secret}"
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            name=name[:100],
+            prefix=prefix,
+            key_hash=token_hash(raw),
+            organization=organization,
+            partner=partner,
+            scopes=clean_scopes,
+            expires_at=expires_at,
+            created_by=created_by,
+        )
+        audit_record(
+            action="api_key.created",
+            organization=organization,
+            actor=created_by,
+            target=key,
+            changes={"scopes": clean_scopes, "partner": partner.slug if partner else None},
+            ip=ip,
+        )
+    return key, raw
+
+
+def api_key_lookup(raw: str) -> ApiKey | None:
+    if not raw.startswith(KEY_PREFIX):
+        return None
+    return (
+        ApiKey.objects.select_related("organization", "partner", "created_by")
+        .filter(key_hash=token_hash(raw))
+        .first()
+    )
+
+
+def api_key_revoke(*, api_key: ApiKey, actor: User | None = None, ip: str | None = None) -> ApiKey:
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if revoked:
+            audit_record(
+                action="api_key.revoked", organization=api_key.organization, actor=actor, target=api_key, ip=ip
+            )
+    api_key.refresh_from_db()
+    return api_key
+
+
+def api_key_rotate(*, api_key: ApiKey, actor: User | None = None, ip: str | None = None) -> tuple[ApiKey, str]:
+    """Replace a key with a new secret carrying the same name, owner, scopes and expiry; the old one is revoked."""
+    with transaction.atomic():
+        new_key, raw = api_key_create(
+            name=api_key.name,
+            scopes=list(api_key.scopes),
+            organization=api_key.organization,
+            partner=api_key.partner,
+            expires_at=api_key.expires_at if api_key.expires_at and api_key.expires_at > timezone.now() else None,
+            created_by=actor,
+            ip=ip,
+        )
+        api_key_revoke(api_key=api_key, actor=actor, ip=ip)
+    return new_key, raw
+
+
+def api_key_touch(*, api_key: ApiKey) -> None:
+    """Record use, at most once a minute per key, so busy keys do not write on every request."""
+    now = timezone.now()
+    if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now

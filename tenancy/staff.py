@@ -1,0 +1,66 @@
+"""Platform staff groups and the model permissions each holds. Later apps add their models here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# group -> {app_label.model: actions}; actions from view/add/change/delete.
+ALL = ("view", "add", "change", "delete")
+STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
+    "Technician": {
+        "tenancy.organization": ("view",),
+        "tenancy.membership": ("view",),
+        "tenancy.user": ("view",),
+    },
+    "Sales": {
+        "tenancy.organization": ("view", "add", "change"),
+        "tenancy.partner": ("view",),
+        "tenancy.membership": ("view",),
+        "tenancy.user": ("view",),
+    },
+    "Billing": {
+        "tenancy.organization": ("view", "change"),
+        "tenancy.partner": ("view",),
+        "tenancy.user": ("view",),
+    },
+    "Manager": {
+        "tenancy.organization": ("view", "add", "change"),
+        "tenancy.partner": ("view", "add", "change"),
+        "tenancy.membership": ALL,
+        "tenancy.partnermembership": ("view",),
+        "tenancy.invitation": ("view",),
+        "tenancy.user": ("view", "change"),
+        "tenancy.auditevent": ("view",),
+        "events.event": ("view",),
+    },
+    "Admin": {
+        "tenancy.organization": ALL,
+        "tenancy.partner": ALL,
+        "tenancy.membership": ALL,
+        "tenancy.partnermembership": ALL,
+        "tenancy.invitation": ALL,
+        "tenancy.user": ALL,
+        "tenancy.apikey": ALL,
+        "tenancy.auditevent": ("view",),
+        "events.event": ("view",),
+        "events.delivery": ("view", "change"),
+    },
+}
+
+
+def ensure_staff_groups(sender: Any = None, **kwargs: Any) -> None:
+    """Create the staff groups and give each exactly its permissions (idempotent; runs after every migrate)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for group_name, grants in STAFF_GROUPS.items():
+        group, _ = Group.objects.get_or_create(name=group_name)
+        wanted = []
+        for model_label, actions in grants.items():
+            app_label, model = model_label.split(".")
+            codenames = [f"{action}_{model}" for action in actions]
+            wanted.extend(
+                Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames).values_list(
+                    "pk", flat=True
+                )
+            )
+        group.permissions.set(wanted)

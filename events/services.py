@@ -37,14 +37,17 @@ def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
 
 
-def publish(organization: Organization | None, type: str, payload: dict[str, Any]) -> Event:  # noqa: A002
+def publish(organization: Organization | None, type: str, payload: dict[str, Any]) -> Event:
     """Record ``type`` with ``payload`` in the current transaction; handlers run after it commits."""
     event = Event.objects.create(organization=organization, type=type, payload=_json_safe(payload))
 
     def _enqueue() -> None:
         from events.tasks import fan_out
 
-        fan_out.delay(str(event.id))
+        try:
+            fan_out.delay(str(event.id))
+        except Exception:  # the broker is down: the event is safe in the table and redeliver_stalled sends it
+            logger.warning("could not enqueue event %s; it will be redelivered", event.id, exc_info=True)
 
     transaction.on_commit(_enqueue)
     return event

@@ -1,7 +1,21 @@
-from django.urls import path
+"""The partner API under /api/. Paths are served with and without a trailing slash."""
+
+from django.urls import re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from tenancy.api import MeView, OrganizationViewSet
+
+org_list = OrganizationViewSet.as_view({"get": "list"})
+org_detail = OrganizationViewSet.as_view({"get": "retrieve"})
+org_current = OrganizationViewSet.as_view({"get": "current"})
+org_branding = OrganizationViewSet.as_view({"get": "branding", "put": "branding", "patch": "branding"})
+
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
+    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^auth/me/?$", MeView.as_view(), name="api-me"),
+    re_path(r"^organizations/?$", org_list, name="api-organization-list"),
+    re_path(r"^organizations/current/?$", org_current, name="api-organization-current"),
+    re_path(r"^organizations/(?P<pk>[^/]+)/branding/?$", org_branding, name="api-organization-branding"),
+    re_path(r"^organizations/(?P<pk>[^/]+)/?$", org_detail, name="api-organization-detail"),
 ]

@@ -18,7 +18,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-class ImproperlyConfiguredEnv(ValueError):
+class EnvValueError(ValueError):
     """A variable is present but cannot be read as the type the setting needs."""
 
 
@@ -59,7 +59,7 @@ def env(name: str, default: object = None, cast: Callable[[str], object] = str) 
     try:
         return cast(raw)
     except ValueError as exc:
-        raise ImproperlyConfiguredEnv(f"{name}: {exc}") from exc
+        raise EnvValueError(f"{name}: {exc}") from exc
 
 
 def is_set(name: str) -> bool:

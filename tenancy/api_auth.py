@@ -7,12 +7,13 @@ from typing import Any
 
 from django.http import HttpRequest
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from tenancy.models import ApiKey
 from tenancy.services.api_keys import api_key_lookup, api_key_touch
+from tenancy.services.mfa import second_factor_owed
 
 
 @dataclass
@@ -65,6 +66,16 @@ class ApiKeyAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+class VerifiedSessionAuthentication(SessionAuthentication):
+    """The portal's own calls: a session counts only once it has passed any second factor it owes."""
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        result = super().authenticate(request)
+        if result is not None and second_factor_owed(result[0]):
+            raise exceptions.AuthenticationFailed("Finish two-factor sign-in in the portal first.")
+        return result
+
+
 class ApiKeyRateThrottle(SimpleRateThrottle):
     """Requests per API key (``API_KEY_RATE``); session callers are limited per user at the same rate."""
 
@@ -85,5 +96,5 @@ class PublicRateThrottle(SimpleRateThrottle):
 
     scope = "public"
 
-    def get_cache_key(self, request: Request | HttpRequest, view: Any) -> str | None:
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

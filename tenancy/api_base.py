@@ -63,7 +63,7 @@ class TenantAccess:
 
 def _pick(organizations: QuerySet[Organization], ident: str) -> Organization:
     try:
-        lookup = {"pk": uuid.UUID(ident)}
+        lookup: dict[str, object] = {"pk": uuid.UUID(ident)}
     except ValueError:
         lookup = {"slug": ident}
     org = organizations.filter(**lookup).first()
@@ -83,17 +83,26 @@ def resolve_access(request: Request) -> TenantAccess:
             if header:
                 chosen = _pick(organizations, header)
         else:
-            organizations = Organization.objects.filter(partner_id=key.partner_id)
+            organizations = Organization.objects.filter(partner=key.partner)
             chosen = _pick(organizations, header) if header else None
     else:
         user = request.user
         organizations = Organization.objects.visible_to(user)
-        ident = header or request.session.get("organization_id", "") if hasattr(request, "session") else header
-        chosen = _pick(organizations, str(ident)) if ident else None
-        if chosen is None and organizations.count() == 1:
-            chosen = organizations.first()
+        if header:
+            chosen = _pick(organizations, header)
+        else:
+            # The portal's current organization, if it is still visible; a lone organization otherwise.
+            session_org = request.session.get("organization_id") if hasattr(request, "session") else None
+            chosen = organizations.filter(pk=session_org).first() if session_org else None
+            if chosen is None:
+                candidates = list(organizations[:2])
+                chosen = candidates[0] if len(candidates) == 1 else None
         if chosen is not None:
-            role = Membership.objects.filter(user=user, organization=chosen).values_list("role", flat=True).first()
+            role = (
+                Membership.objects.filter(user_id=str(user.pk), organization=chosen)
+                .values_list("role", flat=True)
+                .first()
+            )
     if chosen is not None and chosen.status == OrgStatus.SUSPENDED:
         raise OrganizationSuspended(chosen)
     return TenantAccess(organizations=organizations, organization=chosen, api_key=key, role=role)
@@ -111,7 +120,7 @@ class TenantAPIView(APIView):
             self.tenant.require_organization()
 
 
-class TenantViewSet(TenantAPIView, viewsets.GenericViewSet):  # type: ignore[misc]
+class TenantViewSet(TenantAPIView, viewsets.GenericViewSet):
     """A viewset over a tenant-owned model: every lookup is confined to the organizations the caller may see,
     narrowed to the chosen one when there is one."""
 

@@ -8,7 +8,7 @@ class TenancyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenancy import exporters, signals  # noqa: F401  (registers handlers)
+        from tenancy import api_schema, exporters, signals  # noqa: F401  (registers handlers and extensions)
         from tenancy.staff import ensure_staff_groups
 
         post_migrate.connect(ensure_staff_groups, dispatch_uid="tenancy.ensure_staff_groups")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import models
@@ -43,13 +44,20 @@ def audit_record(
 
 
 def audit_record_for_user(
-    *, action: str, user: User | None, ip: str | None = None, changes: dict[str, Any] | None = None, actor_label: str = ""
+    *,
+    action: str,
+    user: User | None,
+    ip: str | None = None,
+    changes: dict[str, Any] | None = None,
+    actor_label: str = "",
 ) -> None:
     """Record an action about a person (sign-in, MFA) in the log of every organization they belong to, so each
     organization's owners see it; a person in no organization gets one row without an organization."""
     from tenancy.models import Membership
 
-    org_ids = list(Membership.objects.filter(user=user).values_list("organization_id", flat=True)) if user else []
+    org_ids: list[uuid.UUID | None] = (
+        list(Membership.objects.filter(user=user).values_list("organization_id", flat=True)) if user else []
+    )
     rows = [
         AuditEvent(
             action=action,
@@ -62,6 +70,6 @@ def audit_record_for_user(
             changes=changes or {},
             ip_address=ip,
         )
-        for org_id in (org_ids or [None])
+        for org_id in org_ids or [None]
     ]
     AuditEvent.objects.bulk_create(rows)

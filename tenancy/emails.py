@@ -6,6 +6,7 @@ django-anymail, so a rolled-back write never sends mail and a slow provider neve
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +14,8 @@ from django.db import transaction
 from django.template.loader import render_to_string
 
 from tenancy.models import Organization
+
+logger = logging.getLogger(__name__)
 
 
 def branding_context(organization: Organization | None) -> dict[str, Any]:
@@ -51,6 +54,10 @@ def email_send(
         from tenancy.tasks import send_email
 
         message = render_email(template, context, organization)
-        send_email.delay(recipients=recipients, **message)
+        try:
+            send_email.delay(recipients=recipients, **message)
+        except Exception:  # the broker is down: send in-process rather than lose the message
+            logger.warning("could not enqueue email %r; sending it in-process", template, exc_info=True)
+            send_email.apply(kwargs={"recipients": recipients, **message})
 
     transaction.on_commit(_enqueue)

@@ -41,7 +41,12 @@ def export_members(org: Organization) -> list[dict[str, Any]]:
 @register("invitations")
 def export_invitations(org: Organization) -> list[dict[str, Any]]:
     return [
-        {"email": i.email, "role": i.role, "created_at": i.created_at.isoformat(), "accepted": i.accepted_at is not None}
+        {
+            "email": i.email,
+            "role": i.role,
+            "created_at": i.created_at.isoformat(),
+            "accepted": i.accepted_at is not None,
+        }
         for i in Invitation.objects.for_org(org)
     ]
 
@@ -49,8 +54,13 @@ def export_invitations(org: Organization) -> list[dict[str, Any]]:
 @register("api_keys")
 def export_api_keys(org: Organization) -> list[dict[str, Any]]:
     return [
-        {"name": k.name, "prefix": k.prefix, "scopes": k.scopes, "created_at": k.created_at.isoformat(),
-         "revoked": k.revoked_at is not None}
+        {
+            "name": k.name,
+            "prefix": k.prefix,
+            "scopes": k.scopes,
+            "created_at": k.created_at.isoformat(),
+            "revoked": k.revoked_at is not None,
+        }
         for k in ApiKey.objects.for_org(org)
     ]
 
@@ -58,7 +68,13 @@ def export_api_keys(org: Organization) -> list[dict[str, Any]]:
 @register("audit_log")
 def export_audit(org: Organization) -> list[dict[str, Any]]:
     return [
-        {"at": e.created_at.isoformat(), "action": e.action, "actor": e.actor_label, "target": e.target_label,
-         "changes": e.changes, "ip": e.ip_address}
+        {
+            "at": e.created_at.isoformat(),
+            "action": e.action,
+            "actor": e.actor_label,
+            "target": e.target_label,
+            "changes": e.changes,
+            "ip": e.ip_address,
+        }
         for e in AuditEvent.objects.for_org(org).order_by("created_at")
     ]

@@ -78,10 +78,10 @@ class TenantQuerySet(models.QuerySet[Any]):
 
     org_field = "organization"
 
-    def for_org(self, organization: "Organization | uuid.UUID | str") -> TenantQuerySet:
+    def for_org(self, organization: Organization | uuid.UUID | str) -> TenantQuerySet:
         return self.filter(**{self.org_field: organization})
 
-    def for_orgs(self, organizations: "Iterable[Organization] | models.QuerySet[Organization]") -> TenantQuerySet:
+    def for_orgs(self, organizations: Iterable[Organization] | models.QuerySet[Organization]) -> TenantQuerySet:
         return self.filter(**{f"{self.org_field}__in": organizations})
 
     def for_user(self, user: User) -> TenantQuerySet:
@@ -95,9 +95,8 @@ class OrganizationQuerySet(models.QuerySet["Organization"]):
             return self.none()
         return self.filter(Q(memberships__user=user) | Q(partner__admins__user=user)).distinct()
 
-    def for_partner(self, partner: "Partner") -> OrganizationQuerySet:
+    def for_partner(self, partner: Partner) -> OrganizationQuerySet:
         return self.filter(partner=partner)
-
 
 
 class Partner(models.Model):
@@ -138,9 +137,7 @@ class Organization(models.Model):
     country = models.CharField(max_length=2, default="AU")
     status = models.CharField(max_length=16, choices=OrgStatus.choices, default=OrgStatus.ACTIVE)
     suspended_reason = models.CharField(max_length=300, blank=True)
-    partner = models.ForeignKey(
-        Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="organizations"
-    )
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="organizations")
     require_mfa = models.BooleanField(default=False, help_text="Members must use two-factor sign-in.")
 
     # White-label branding, applied to the portal and emails.
@@ -180,8 +177,6 @@ class Organization(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == OrgStatus.ACTIVE
-
-
 
 
 class TenantModel(models.Model):
@@ -314,8 +309,8 @@ class ApiKey(models.Model):
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
 
-    def is_expired(self, now: Any = None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (now or now())
+    def is_expired(self, at: Any = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (at or now())
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

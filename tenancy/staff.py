@@ -54,7 +54,7 @@ def ensure_staff_groups(sender: Any = None, **kwargs: Any) -> None:
 
     for group_name, grants in STAFF_GROUPS.items():
         group, _ = Group.objects.get_or_create(name=group_name)
-        wanted = []
+        wanted: list[int] = []
         for model_label, actions in grants.items():
             app_label, model = model_label.split(".")
             codenames = [f"{action}_{model}" for action in actions]

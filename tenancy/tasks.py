@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from datetime import timedelta
-
 from django.utils import timezone
 
 from tenancy.models import Invitation

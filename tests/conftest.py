@@ -44,8 +44,9 @@ def initech(summit: Partner) -> Organization:
 
 @pytest.fixture
 def globex(db: Any) -> Organization:
-    return OrganizationFactory(name="Globex Corporation", slug="globex", timezone="America/New_York", currency="USD",
-                               country="US")
+    return OrganizationFactory(
+        name="Globex Corporation", slug="globex", timezone="America/New_York", currency="USD", country="US"
+    )
 
 
 @pytest.fixture
@@ -93,7 +94,10 @@ def client_for() -> Callable[[User], Client]:
 @pytest.fixture
 def api_key_for() -> Callable[..., tuple[ApiKey, str]]:
     def make(
-        *, organization: Organization | None = None, partner: Partner | None = None, scopes: tuple[str, ...] = ("read", "write")
+        *,
+        organization: Organization | None = None,
+        partner: Partner | None = None,
+        scopes: tuple[str, ...] = ("read", "write"),
     ) -> tuple[ApiKey, str]:
         return api_key_create(name="test key", scopes=list(scopes), organization=organization, partner=partner)
 

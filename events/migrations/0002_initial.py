@@ -5,35 +5,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('events', '0001_initial'),
-        ('tenancy', '0001_initial'),
+        ("events", "0001_initial"),
+        ("tenancy", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='event',
-            name='organization',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='tenancy.organization'),
+            model_name="event",
+            name="organization",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="events",
+                to="tenancy.organization",
+            ),
         ),
         migrations.AddField(
-            model_name='delivery',
-            name='event',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='events.event'),
+            model_name="delivery",
+            name="event",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="deliveries", to="events.event"
+            ),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(condition=models.Q(('fanned_out_at__isnull', True)), fields=['created_at'], name='event_pending'),
+            model_name="event",
+            index=models.Index(
+                condition=models.Q(("fanned_out_at__isnull", True)), fields=["created_at"], name="event_pending"
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['state', 'next_attempt_at'], name='delivery_due'),
+            model_name="delivery",
+            index=models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
         ),
         migrations.AddConstraint(
-            model_name='delivery',
-            constraint=models.UniqueConstraint(fields=('event', 'handler'), name='delivery_event_handler_unique'),
+            model_name="delivery",
+            constraint=models.UniqueConstraint(fields=("event", "handler"), name="delivery_event_handler_unique"),
         ),
     ]

@@ -1,5 +1,6 @@
 """Every write to tenancy data goes through these functions. Each is one transaction."""
 
+from tenancy.services.accounts import user_password_set, user_profile_update
 from tenancy.services.api_keys import api_key_create, api_key_revoke, api_key_rotate, api_key_touch
 from tenancy.services.members import (
     invitation_accept,
@@ -38,4 +39,6 @@ __all__ = [
     "organization_reactivate",
     "organization_suspend",
     "organization_update",
+    "user_password_set",
+    "user_profile_update",
 ]

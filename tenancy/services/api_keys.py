@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenancy.audit import audit_record
-from tenancy.errors import ServiceValidationError, field_error
+from tenancy.errors import ConflictError, ServiceValidationError, field_error
 from tenancy.models import ApiKey, ApiScope, Organization, Partner, User
 from tenancy.secrets import new_token, token_hash
 
@@ -80,9 +80,7 @@ def api_key_lookup(raw: str) -> ApiKey | None:
     if not raw.startswith(KEY_PREFIX):
         return None
     return (
-        ApiKey.objects.select_related("organization", "partner", "created_by")
-        .filter(key_hash=token_hash(raw))
-        .first()
+        ApiKey.objects.select_related("organization", "partner", "created_by").filter(key_hash=token_hash(raw)).first()
     )
 
 
@@ -98,14 +96,17 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None = None, ip: str | None
 
 
 def api_key_rotate(*, api_key: ApiKey, actor: User | None = None, ip: str | None = None) -> tuple[ApiKey, str]:
-    """Replace a key with a new secret carrying the same name, owner, scopes and expiry; the old one is revoked."""
+    """Replace a live key with a new secret carrying the same name, owner, scopes and expiry; the old one is revoked.
+    Revoked or expired keys cannot be rotated: create a new key instead."""
+    if api_key.is_revoked or api_key.is_expired():
+        raise ConflictError("Only a live key can be rotated: this one is revoked or expired.")
     with transaction.atomic():
         new_key, raw = api_key_create(
             name=api_key.name,
             scopes=list(api_key.scopes),
             organization=api_key.organization,
             partner=api_key.partner,
-            expires_at=api_key.expires_at if api_key.expires_at and api_key.expires_at > timezone.now() else None,
+            expires_at=api_key.expires_at,
             created_by=actor,
             ip=ip,
         )

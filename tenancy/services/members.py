@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from django.contrib.auth.password_validation import validate_password
@@ -17,8 +18,11 @@ from tenancy.secrets import new_token, token_hash
 INVITATION_LIFETIME = timedelta(days=7)
 
 
-def _owner_count(organization: Organization) -> int:
-    return Membership.objects.for_org(organization).filter(role=Role.OWNER).count()
+def _lock_owners(organization_id: uuid.UUID) -> list[Membership]:
+    """Lock the organization's owner rows, always in primary-key order so concurrent changes queue, not deadlock."""
+    return list(
+        Membership.objects.select_for_update().filter(organization_id=organization_id, role=Role.OWNER).order_by("pk")
+    )
 
 
 def _check_role(role: str) -> None:
@@ -166,14 +170,16 @@ def membership_change_role(
     if membership.role == Role.OWNER:
         _check_may_grant(actor_role, Role.OWNER)
     with transaction.atomic():
-        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        owners = _lock_owners(membership.organization_id)
+        locked = (
+            Membership.objects.select_for_update(of=("self",))
+            .select_related("user", "organization")
+            .get(pk=membership.pk)
+        )
         if locked.role == role:
             return locked
-        if locked.role == Role.OWNER:
-            # Lock the organization's owners so two demotions cannot both pass the last-owner check.
-            list(Membership.objects.select_for_update().filter(organization=locked.organization, role=Role.OWNER))
-            if _owner_count(locked.organization) <= 1:
-                raise ConflictError("An organization needs at least one owner.", field="role")
+        if locked.role == Role.OWNER and len(owners) <= 1:
+            raise ConflictError("An organization needs at least one owner.", field="role")
         changes = {"role": [locked.role, role], "user": locked.user.email}
         locked.role = role
         locked.save(update_fields=["role"])
@@ -194,11 +200,14 @@ def membership_remove(
     if membership.role == Role.OWNER:
         _check_may_grant(actor_role, Role.OWNER)
     with transaction.atomic():
-        locked = Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
-        if locked.role == Role.OWNER:
-            list(Membership.objects.select_for_update().filter(organization=locked.organization, role=Role.OWNER))
-            if _owner_count(locked.organization) <= 1:
-                raise ConflictError("An organization needs at least one owner.", field="role")
+        owners = _lock_owners(membership.organization_id)
+        locked = (
+            Membership.objects.select_for_update(of=("self",))
+            .select_related("user", "organization")
+            .get(pk=membership.pk)
+        )
+        if locked.role == Role.OWNER and len(owners) <= 1:
+            raise ConflictError("An organization needs at least one owner.", field="role")
         audit_record(
             action="member.removed",
             organization=locked.organization,

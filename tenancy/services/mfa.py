@@ -1,20 +1,45 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.db import transaction
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenancy.audit import audit_record_for_user
 from tenancy.errors import field_error
-from tenancy.models import User
+from tenancy.models import Organization, User
 
 BACKUP_CODE_COUNT = 10
 TOTP_NAME = "Authenticator app"
 BACKUP_NAME = "Backup codes"
 
 
+MFA_STEP_VERIFY = "verify"
+MFA_STEP_ENROL = "enrol"
+
+
 def has_mfa(user: User) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def second_factor_owed(user: Any, organizations: Iterable[Organization] | None = None) -> str | None:
+    """What a signed-in person still owes before using the portal or the API with their session:
+    ``"verify"`` (they have a device but this session has not passed it), ``"enrol"`` (an organization of theirs
+    requires two-factor and they have none) or None."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    is_verified = getattr(user, "is_verified", None)
+    if is_verified is not None and is_verified():
+        return None
+    if has_mfa(user):
+        return MFA_STEP_VERIFY
+    if organizations is None:
+        organizations = Organization.objects.visible_to(user).only("require_mfa")
+    if any(org.require_mfa for org in organizations):
+        return MFA_STEP_ENROL
+    return None
 
 
 def mfa_enrol_start(*, user: User) -> TOTPDevice:
@@ -59,6 +84,4 @@ def mfa_disable(*, user: User, actor: User | None = None, ip: str | None = None)
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
         StaticDevice.objects.filter(user=user).delete()
-        audit_record_for_user(
-            action="mfa.disabled", user=user, ip=ip, actor_label=(actor or user).email
-        )
+        audit_record_for_user(action="mfa.disabled", user=user, ip=ip, actor_label=(actor or user).email)

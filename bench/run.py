@@ -49,7 +49,11 @@ def bench_database_url(server_url: str, *, fresh: bool) -> str:
     if parts.scheme not in {"postgres", "postgresql", "pgsql"}:
         raise SystemExit(f"benchmarks run on PostgreSQL; DATABASE_URL is {parts.scheme}://…")
     libpq_url = urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, ""))
-    with psycopg.connect(libpq_url, autocommit=True) as connection:
+    try:
+        connection = psycopg.connect(libpq_url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise SystemExit(f"cannot reach PostgreSQL at {parts.hostname}:{parts.port or 5432}: {exc}") from exc
+    with connection:
         if fresh:
             connection.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DATABASE))

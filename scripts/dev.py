@@ -127,7 +127,8 @@ def main() -> int:
                 code = process.poll()
                 if code is not None:
                     print(f"{name} exited with status {code}; stopping the others.", file=sys.stderr)
-                    status = code or 1
+                    # A signal's death (-N) exits as a shell would report it (128 + N); a clean exit is still a stop.
+                    status = 128 - code if code < 0 else code or 1
                     raise SystemExit(status)
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ import inspect
 import pkgutil
 from collections.abc import Iterator
 
+import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 import tests
@@ -34,7 +35,7 @@ def _marks(obj: object) -> Iterator[str]:
     marks = getattr(obj, "pytestmark", [])
     for item in marks if isinstance(marks, list) else [marks]:
         mark = getattr(item, "mark", item)  # a MarkDecorator wraps its Mark
-        if getattr(mark, "name", None) == "isolation":
+        if isinstance(mark, pytest.Mark) and mark.name == "isolation":
             yield from mark.args
 
 

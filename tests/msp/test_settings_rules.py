@@ -77,7 +77,7 @@ def test_bad_boolean_names_the_variable(monkeypatch):
 
 def test_check_deploy_is_clean_under_production_settings():
     environment = {**{k: v for k, v in os.environ.items() if k != "DEBUG"}, **GOOD}
-    result = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+    result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env=environment,

@@ -7,6 +7,7 @@ import json
 import pytest
 import responses
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.test import override_settings
 
@@ -25,7 +26,9 @@ def test_sendgrid_backend_posts_the_message():
     send_email(recipients=["alice@acme.test"], subject="Hello", text="Plain body", html="<p>HTML body</p>")
     [call] = responses.calls
     assert call.request.headers["Authorization"] == "Bearer SG.test"
-    body = json.loads(call.request.body)
+    raw_body = call.request.body
+    assert isinstance(raw_body, bytes | str)
+    body = json.loads(raw_body)
     assert body["personalizations"][0]["to"] == [{"email": "alice@acme.test"}]
     assert body["subject"] == "Hello"
     assert {c["type"]: c["value"] for c in body["content"]} == {
@@ -62,8 +65,9 @@ def test_email_is_sent_only_after_commit_and_carries_branding(acme, django_captu
         )
         assert mail.outbox == []
     [message] = mail.outbox
+    assert isinstance(message, EmailMultiAlternatives)
     assert message.to == ["bob@acme.test"]
-    html = message.alternatives[0][0]
+    html = str(message.alternatives[0][0])
     assert "Acme IT Desk" in html and "#123456" in html
     assert "/invite/abc/" in message.body
 

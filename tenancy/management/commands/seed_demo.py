@@ -16,13 +16,13 @@ class Command(BaseCommand):
             raise CommandError("seed_demo creates accounts with a public password and never runs in production.")
         report = demo.seed()
         out = self.stdout
-        out.write(self.style.SUCCESS("Demo data ready. Sign in at http://127.0.0.1:8000/login/"))
+        out.write(self.style.SUCCESS(f"Demo data ready. Sign in at {settings.SITE_URL}/login/"))
         out.write(f"Password for every demo account: {demo.DEMO_PASSWORD}")
         width = max(len(email) for email, _ in report.sign_ins)
         for email, what in report.sign_ins:
             out.write(f"  {email.ljust(width)}  {what}")
-        out.write("Staff admin (http://127.0.0.1:8000/admin/) asks for a one-time code; single-use backup codes:")
+        out.write(f"Staff admin ({settings.SITE_URL}/admin/) asks for a one-time code; single-use backup codes:")
         for email, codes in report.staff_codes.items():
             out.write(f"  {email.ljust(width)}  {' '.join(codes[:3])}")
         out.write(f"Partner API key for summit (shown once): {report.api_key}")
-        out.write("  try: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8000/api/organizations/")
+        out.write(f"  try: curl -H 'Authorization: Bearer <key>' {settings.SITE_URL}/api/organizations/")

@@ -1,6 +1,6 @@
 """The partner API under /api/. Paths are served with and without a trailing slash."""
 
-from django.urls import re_path
+from django.urls import include, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tenancy.api import MeView, OrganizationViewSet
@@ -18,4 +18,5 @@ urlpatterns = [
     re_path(r"^organizations/current/?$", org_current, name="api-organization-current"),
     re_path(r"^organizations/(?P<pk>[^/]+)/branding/?$", org_branding, name="api-organization-branding"),
     re_path(r"^organizations/(?P<pk>[^/]+)/?$", org_detail, name="api-organization-detail"),
+    re_path(r"", include("qualification.urls_api")),
 ]

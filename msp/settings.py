@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "tenancy",
     "events",
+    "qualification",
     "portal",
 ]
 

@@ -13,6 +13,7 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "tenancy.user": ("view",),
     },
     "Sales": {
+        "qualification.qualification": ("view", "change"),
         "tenancy.organization": ("view", "add", "change"),
         "tenancy.partner": ("view",),
         "tenancy.membership": ("view",),
@@ -24,6 +25,7 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "tenancy.user": ("view",),
     },
     "Manager": {
+        "qualification.qualification": ("view", "change"),
         "tenancy.organization": ("view", "add", "change"),
         "tenancy.partner": ("view", "add", "change"),
         "tenancy.membership": ALL,
@@ -34,6 +36,7 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "events.event": ("view",),
     },
     "Admin": {
+        "qualification.qualification": ALL,
         "tenancy.organization": ALL,
         "tenancy.partner": ALL,
         "tenancy.membership": ALL,

@@ -28,3 +28,12 @@ def test_seed_demo_is_idempotent(capsys):
     assert User.objects.filter(is_staff=True).count() == 5
     assert ApiKey.objects.filter(partner__slug="summit", revoked_at__isnull=True).count() == 1
     assert User.objects.count() == 18
+
+
+def test_seed_demo_adds_qualifications_in_every_status(capsys):
+    from qualification.models import Qualification, QualificationStatus
+
+    call_command("seed_demo")
+    call_command("seed_demo")
+    assert set(Qualification.objects.values_list("status", flat=True)) == set(QualificationStatus.values)
+    assert Qualification.objects.count() == 9

@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from qualification import demo as qualification_demo
 from tenancy import demo
 
 
@@ -26,3 +27,6 @@ class Command(BaseCommand):
             out.write(f"  {email.ljust(width)}  {' '.join(codes[:3])}")
         out.write(f"Partner API key for summit (shown once): {report.api_key}")
         out.write(f"  try: curl -H 'Authorization: Bearer <key>' {settings.SITE_URL}/api/organizations/")
+        out.write("Prospects (qualification questionnaires, reviewed in the admin):")
+        for line in qualification_demo.seed():
+            out.write(f"  {line}")

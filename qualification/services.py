@@ -1,0 +1,224 @@
+"""Every write to qualifications: submit, assign to sales, review, reassign, convert."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from events.services import publish
+from qualification import scoring
+from qualification.models import (
+    NEEDS_HUMAN_STATUSES,
+    Qualification,
+    QualificationStatus,
+    QualificationTier,
+)
+from tenancy.audit import audit_record
+from tenancy.emails import email_send
+from tenancy.errors import ConflictError, ServiceValidationError, field_error
+from tenancy.models import Organization, User
+
+SALES_GROUP = "Sales"
+PHONE_PATTERN = re.compile(r"^\+?[0-9 ()-]{6,20}$")
+ENTERPRISE_FIELDS = ("current_it_setup", "project_scope", "timeline", "budget_notes")
+REVIEW_OUTCOMES = (QualificationStatus.QUALIFIED, QualificationStatus.NOT_QUALIFIED)
+
+
+def _clean_contact(tier: str, data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, str]:
+    email = str(data.get("customer_email") or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        errors["customer_email"] = ["Enter a valid email address." if email else "This field is required."]
+    contact = {"customer_email": email}
+    for field, limit in (("name", 150), ("company_name", 200)):
+        value = data.get(field) or ""
+        if not isinstance(value, str) or len(value) > limit:
+            errors[field] = [f"At most {limit} characters."]
+        contact[field] = str(value).strip()
+    phone = data.get("phone") or ""
+    if phone and (not isinstance(phone, str) or not PHONE_PATTERN.fullmatch(phone.strip())):
+        errors["phone"] = ["Enter a phone number of digits, spaces, +, ( ) or -."]
+    contact["phone"] = str(phone).strip()
+    if tier == QualificationTier.ENTERPRISE and not contact["company_name"]:
+        errors["company_name"] = ["This field is required."]
+    return contact
+
+
+def _clean_premium_extras(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, str]:
+    website = str(data.get("website") or "").strip()
+    if website:
+        if "://" not in website:
+            website = f"https://{website}"
+        try:
+            URLValidator(schemes=["http", "https"])(website)
+        except ValidationError:
+            errors["website"] = ["Enter a valid website address."]
+    industry = data.get("industry") or ""
+    if not isinstance(industry, str) or len(industry) > 100:
+        errors["industry"] = ["At most 100 characters."]
+    return {"website": website, "industry": str(industry).strip()}
+
+
+def _clean_enterprise(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, str]:
+    cleaned = {}
+    for field in ENTERPRISE_FIELDS:
+        value = data.get(field) or ""
+        if not isinstance(value, str) or len(value) > 4000:
+            errors[field] = ["At most 4000 characters."]
+            continue
+        cleaned[field] = value.strip()
+    for required in ("current_it_setup", "project_scope"):
+        if required not in errors and not cleaned.get(required):
+            errors[required] = ["This field is required."]
+    return cleaned
+
+
+def _pick_sales_rep() -> User | None:
+    """The active Sales staff user with the fewest open assignments (ties: longest-standing account first)."""
+    group = Group.objects.filter(name=SALES_GROUP).first()
+    if group is None:
+        return None
+    open_filter = Q(qualifications__status__in=NEEDS_HUMAN_STATUSES, qualifications__converted=False)
+    return (
+        User.objects.filter(groups=group, is_active=True, is_staff=True)
+        .annotate(open_count=Count("qualifications", filter=open_filter))
+        .order_by("open_count", "date_joined", "email")
+        .first()
+    )
+
+
+def _assign(qualification: Qualification, rep: User | None) -> None:
+    qualification.assigned_to = rep
+    qualification.assigned_at = timezone.now() if rep else None
+    qualification.save(update_fields=["assigned_to", "assigned_at", "updated_at"])
+    if rep is not None:
+        email_send(
+            to=rep.email,
+            template="qualification_assigned",
+            context={
+                "rep_name": rep.get_short_name(),
+                "tier": qualification.get_tier_display(),
+                "status": qualification.get_status_display(),
+                "score": qualification.auto_score,
+                "company": qualification.company_name or qualification.customer_email,
+                "path": f"/admin/qualification/qualification/{qualification.pk}/change/",
+            },
+        )
+
+
+def qualification_submit(*, tier: str, data: dict[str, Any]) -> Qualification:
+    """Validate, score and store a questionnaire. Bad input raises ServiceValidationError naming every field; a
+    second submission of the same email for the same tier raises ConflictError and changes nothing."""
+    if tier not in QualificationTier.values:
+        raise field_error("tier", f"Tier must be one of {', '.join(QualificationTier.values)}.")
+    errors: dict[str, list[str]] = {}
+    contact = _clean_contact(tier, data, errors)
+    answers: dict[str, Any] = {}
+    score: scoring.Score | None = None
+    try:
+        if tier == QualificationTier.CORE_PLUS:
+            core = scoring.clean_core_plus(data)
+            score = scoring.score_core_plus(core)
+            answers = {**core.__dict__, "current_it_support": list(core.current_it_support)}
+        elif tier == QualificationTier.PREMIUM:
+            extras = _clean_premium_extras(data, errors)
+            premium = scoring.clean_premium(data)
+            score = scoring.score_premium(premium)
+            answers = {
+                **premium.__dict__,
+                **extras,
+                "it_infrastructure": list(premium.it_infrastructure),
+                "compliance_needs": list(premium.compliance_needs),
+            }
+        else:
+            answers = _clean_enterprise(data, errors)
+    except scoring.AnswerError as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise ServiceValidationError(errors)
+    status = score.status if score else QualificationStatus.SUBMITTED
+    try:
+        with transaction.atomic():
+            qualification = Qualification.objects.create(
+                tier=tier,
+                answers=answers,
+                auto_score=score.score if score else None,
+                status=status,
+                **contact,
+            )
+            if status in NEEDS_HUMAN_STATUSES:
+                _assign(qualification, _pick_sales_rep())
+            publish(
+                None,
+                "qualification.submitted",
+                {"id": qualification.id, "tier": tier, "status": status, "auto_score": qualification.auto_score},
+            )
+    except IntegrityError as exc:
+        raise ConflictError(
+            f"A {QualificationTier(tier).label} questionnaire for this email was already submitted.",
+            field="customer_email",
+        ) from exc
+    return qualification
+
+
+def qualification_review(
+    *, qualification: Qualification, status: str, reason: str = "", actor: User | None, ip: str | None = None
+) -> Qualification:
+    """Staff decide: QUALIFIED or NOT_QUALIFIED (a reason is required to disqualify)."""
+    if status not in REVIEW_OUTCOMES:
+        raise field_error("status", "Choose QUALIFIED or NOT_QUALIFIED.")
+    if status == QualificationStatus.NOT_QUALIFIED and not reason.strip():
+        raise field_error("reason", "Give a reason when disqualifying.")
+    with transaction.atomic():
+        locked = Qualification.objects.select_for_update().get(pk=qualification.pk)
+        if locked.converted:
+            raise ConflictError("This prospect is already a customer.")
+        previous = locked.status
+        locked.status = status
+        locked.status_reason = reason.strip()[:500]
+        locked.reviewed_by = actor
+        locked.reviewed_at = timezone.now()
+        locked.save(update_fields=["status", "status_reason", "reviewed_by", "reviewed_at", "updated_at"])
+        audit_record(
+            action="qualification.reviewed",
+            actor=actor,
+            target=locked,
+            changes={"status": [previous, status], "reason": locked.status_reason},
+            ip=ip,
+        )
+        publish(None, "qualification.reviewed", {"id": locked.id, "tier": locked.tier, "status": status})
+    return locked
+
+
+def qualification_reassign(
+    *, qualification: Qualification, rep: User, actor: User | None, ip: str | None = None
+) -> Qualification:
+    if not (rep.is_staff and rep.is_active and rep.groups.filter(name=SALES_GROUP).exists()):
+        raise field_error("assigned_to", "Assign to an active staff user in the Sales group.")
+    with transaction.atomic():
+        locked = Qualification.objects.select_for_update().get(pk=qualification.pk)
+        previous = locked.assigned_to.email if locked.assigned_to else None
+        _assign(locked, rep)
+        audit_record(
+            action="qualification.reassigned",
+            actor=actor,
+            target=locked,
+            changes={"assigned_to": [previous, rep.email]},
+            ip=ip,
+        )
+    return locked
+
+
+def qualification_mark_converted(*, email: str, tier: str, organization: Organization) -> int:
+    """The prospect completed checkout: their qualification for ``tier`` becomes converted (idempotent)."""
+    return Qualification.objects.filter(customer_email__iexact=email, tier=tier, converted=False).update(
+        converted=True, converted_at=timezone.now(), organization=organization, updated_at=timezone.now()
+    )

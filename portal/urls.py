@@ -4,7 +4,7 @@ according to the access level it declares (``portal.access``)."""
 from django.urls import path
 from django.views.generic import RedirectView
 
-from portal.views import account, auth, dashboard, invite, organization, public
+from portal.views import account, auth, dashboard, invite, organization, public, qualify
 
 app_name = "portal"
 
@@ -13,6 +13,10 @@ urlpatterns = [
     path("", public.landing, name="landing"),
     path("branding/<uuid:org_id>/logo", public.brand_logo, name="brand_logo"),
     path("invite/<str:token>/", invite.invite_accept, name="invite_accept"),
+    path("questionnaire-core-plus", qualify.questionnaire_core_plus, name="questionnaire_core_plus"),
+    path("questionnaire-premium", qualify.questionnaire_premium, name="questionnaire_premium"),
+    path("enterprise-discovery", qualify.enterprise_discovery, name="enterprise_discovery"),
+    path("qualification-status/<uuid:qualification_id>", qualify.qualification_status, name="qualification_status"),
     # Signing in and out
     path("login/", auth.login_view, name="login"),
     path("login/verify/", auth.login_verify, name="login_verify"),

@@ -19,4 +19,5 @@ urlpatterns = [
     re_path(r"^organizations/(?P<pk>[^/]+)/branding/?$", org_branding, name="api-organization-branding"),
     re_path(r"^organizations/(?P<pk>[^/]+)/?$", org_detail, name="api-organization-detail"),
     re_path(r"", include("qualification.urls_api")),
+    re_path(r"", include("quotes.urls_api")),
 ]

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "tenancy",
     "events",
     "qualification",
+    "quotes",
     "portal",
 ]
 
@@ -233,6 +234,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "events-redeliver-stalled": {"task": "events.tasks.redeliver_stalled", "schedule": 60.0},
     "tenancy-purge-expired-invitations": {"task": "tenancy.tasks.purge_expired_invitations", "schedule": 3600.0},
+    "quotes-expire": {"task": "quotes.tasks.expire_quotes", "schedule": 900.0},
 }
 
 # Partner API.

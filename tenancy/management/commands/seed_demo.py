@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from qualification import demo as qualification_demo
+from quotes import demo as quotes_demo
 from tenancy import demo
 
 
@@ -29,4 +30,7 @@ class Command(BaseCommand):
         out.write(f"  try: curl -H 'Authorization: Bearer <key>' {settings.SITE_URL}/api/organizations/")
         out.write("Prospects (qualification questionnaires, reviewed in the admin):")
         for line in qualification_demo.seed():
+            out.write(f"  {line}")
+        out.write("Quotes:")
+        for line in quotes_demo.seed():
             out.write(f"  {line}")

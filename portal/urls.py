@@ -4,7 +4,7 @@ according to the access level it declares (``portal.access``)."""
 from django.urls import path
 from django.views.generic import RedirectView
 
-from portal.views import account, auth, dashboard, invite, organization, public, qualify
+from portal.views import account, auth, dashboard, invite, organization, plans, public, qualify
 
 app_name = "portal"
 
@@ -17,6 +17,10 @@ urlpatterns = [
     path("questionnaire-premium", qualify.questionnaire_premium, name="questionnaire_premium"),
     path("enterprise-discovery", qualify.enterprise_discovery, name="enterprise_discovery"),
     path("qualification-status/<uuid:qualification_id>", qualify.qualification_status, name="qualification_status"),
+    path("qualification-status/<uuid:qualification_id>/quote", plans.qualification_quote, name="qualification_quote"),
+    path("business-plans", plans.business_plans, name="business_plans"),
+    path("plan-selector", plans.plan_selector, name="plan_selector"),
+    path("quote/<str:quote_key>", plans.quote_page, name="quote"),
     # Signing in and out
     path("login/", auth.login_view, name="login"),
     path("login/verify/", auth.login_verify, name="login_verify"),

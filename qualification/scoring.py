@@ -251,3 +251,20 @@ def score_premium(answers: PremiumAnswers) -> Score:
     )
     score = max(0, min(100, score))
     return Score(score, premium_status(score))
+
+
+# -- plan selector ----------------------------------------------------------------------------------------------------
+
+CORE_PLUS = "core_plus"
+PREMIUM = "premium"
+ENTERPRISE = "enterprise"
+
+
+def recommend_tier(*, people: int, regulated: bool, around_the_clock: bool) -> str:
+    """The plan-selector's advice: Enterprise for round-the-clock cover or over 200 people, Premium for regulated
+    businesses or over 50 people, otherwise Core+."""
+    if around_the_clock or people > 200:
+        return ENTERPRISE
+    if regulated or people > 50:
+        return PREMIUM
+    return CORE_PLUS

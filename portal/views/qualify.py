@@ -171,6 +171,9 @@ def qualification_status(request: HttpRequest, qualification_id: uuid.UUID) -> H
     )
     if qualification is None:
         raise Http404("No such qualification.")
-    context = {"q": qualification, "next_step_text": NEXT_STEPS[qualification.next_step]}
+    from portal.views.plans import quote_form_for
+
+    context = {"q": qualification, "next_step_text": NEXT_STEPS[qualification.next_step],
+               "quote_form": quote_form_for(qualification)}  # fmt: skip
     template = "public/_qualification_status.html" if request.htmx else "public/qualification_status.html"  # type: ignore[attr-defined]
     return render(request, template, context)

@@ -380,3 +380,13 @@ def test_premium_score_is_bounded_and_monotonic_in_years(answers):
     assert result.status == s.premium_status(result.score)
     more = s.score_premium(s.clean_premium({**answers, "years_in_business": answers["years_in_business"] + 5}))
     assert more.score >= result.score
+
+
+@pytest.mark.parametrize(
+    ("people", "regulated", "around_the_clock", "tier"),
+    [(5, False, False, "core_plus"), (50, False, False, "core_plus"), (51, False, False, "premium"),
+     (10, True, False, "premium"), (200, True, False, "premium"), (201, False, False, "enterprise"),
+     (3, False, True, "enterprise")],
+)  # fmt: skip
+def test_plan_selector_recommendation(people, regulated, around_the_clock, tier):
+    assert s.recommend_tier(people=people, regulated=regulated, around_the_clock=around_the_clock) == tier

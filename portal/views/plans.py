@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from portal.access import PUBLIC, access
+from portal.forms import add_service_error
 from qualification.models import NextStep, Qualification, QualificationTier
 from qualification.scoring import recommend_tier
 from quotes.selectors import price_book, quote_by_key
@@ -81,18 +82,53 @@ class QuoteRequestForm(forms.Form):
         return {"users": data["users"], "devices": data["devices"], "add_ons": add_ons}
 
 
-def approved_qualification(qualification_id: uuid.UUID) -> Qualification:
+NEXT_STEPS = {
+    "get_quote": "You are approved. Next: get your quote and start straight away.",
+    "book_discovery_call": "Next: a short discovery call with our team — we have emailed you to book a time.",
+    "await_review": "Our team is reviewing your answers; this page updates by itself.",
+    "await_quote": "You are approved. Our team is preparing your tailored quote.",
+    "contact_sales": "We may not be the right fit yet. Write to us and we will suggest the best next step.",
+}
+
+
+def _qualification(qualification_id: uuid.UUID) -> Qualification:
     qualification = Qualification.objects.filter(pk=qualification_id).first()
     if qualification is None:
         raise Http404("No such qualification.")
     return qualification
 
 
+def _render_status(
+    request: HttpRequest,
+    qualification: Qualification,
+    *,
+    quote_form: QuoteRequestForm | None,
+    quote_error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    context = {"q": qualification, "next_step_text": NEXT_STEPS[qualification.next_step], "quote_form": quote_form,
+               "quote_error": quote_error}  # fmt: skip
+    template = "public/_qualification_status.html" if request.htmx else "public/qualification_status.html"  # type: ignore[attr-defined]
+    return render(request, template, context, status=status)
+
+
+@access(PUBLIC)
+@require_safe
+def qualification_status(request: HttpRequest, qualification_id: uuid.UUID) -> HttpResponse:
+    """No personal data: the id is the only key, and the page shows tier, score, status and the next step, with a
+    quote form once the prospect is approved for a self-serve plan."""
+    qualification = _qualification(qualification_id)
+    approved = qualification.next_step == NextStep.GET_QUOTE
+    return _render_status(
+        request, qualification, quote_form=QuoteRequestForm(tier=qualification.tier) if approved else None
+    )
+
+
 @access(PUBLIC)
 @require_POST
 def qualification_quote(request: HttpRequest, qualification_id: uuid.UUID) -> HttpResponse:
     """The approved prospect asks for a quote; the qualification id (random, only they know it) is their key."""
-    qualification = approved_qualification(qualification_id)
+    qualification = _qualification(qualification_id)
     form = QuoteRequestForm(request.POST, tier=qualification.tier)
     error = ""
     if form.is_valid():
@@ -102,21 +138,11 @@ def qualification_quote(request: HttpRequest, qualification_id: uuid.UUID) -> Ht
         except QuoteNotAllowedError as exc:
             error = str(exc)
         except ServiceValidationError as exc:
-            for field, messages in exc.message_dict.items():
-                form.add_error(None, f"{field}: {' '.join(messages)}")
+            add_service_error(form, exc)
         else:
             return HttpResponseRedirect(reverse("portal:quote", args=[quote.quote_key]))
-    from portal.views.qualify import NEXT_STEPS
-
-    context = {"q": qualification, "next_step_text": NEXT_STEPS[qualification.next_step], "quote_form": form,
-               "quote_error": error}  # fmt: skip
-    return render(request, "public/qualification_status.html", context, status=400 if error or form.errors else 200)
-
-
-def quote_form_for(qualification: Qualification) -> QuoteRequestForm | None:
-    if qualification.next_step != NextStep.GET_QUOTE:
-        return None
-    return QuoteRequestForm(tier=qualification.tier)
+    return _render_status(request, qualification, quote_form=form, quote_error=error,
+                          status=400 if error or form.errors else 200)  # fmt: skip
 
 
 @access(PUBLIC)

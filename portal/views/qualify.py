@@ -3,18 +3,18 @@ uses, so both accept exactly the same input; its errors are shown beside the fie
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django import forms
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods
 
 from portal.access import PUBLIC, access
+from portal.forms import add_service_error
 from qualification import scoring
-from qualification.models import Qualification, QualificationTier
+from qualification.models import QualificationTier
 from qualification.services import qualification_submit
 from tenancy.errors import ConflictError, ServiceValidationError
 
@@ -121,13 +121,9 @@ def questionnaire(request: HttpRequest, tier: str) -> HttpResponse:
         form.is_valid()  # every field is optional here: the service holds the rules
         try:
             qualification = qualification_submit(tier=tier, data=_answers(form, request.POST))
-        except ServiceValidationError as exc:
-            for field, messages in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, messages)
-            status = 400
-        except ConflictError as exc:
-            form.add_error("customer_email", exc.message)
-            status = 409
+        except (ServiceValidationError, ConflictError) as exc:
+            add_service_error(form, exc)
+            status = 409 if isinstance(exc, ConflictError) else 400
         else:
             return HttpResponseRedirect(reverse("portal:qualification_status", args=[qualification.pk]))
     return render(request, "public/questionnaire.html", {"form": form, "title": title, "intro": intro}, status=status)
@@ -149,31 +145,3 @@ def questionnaire_premium(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def enterprise_discovery(request: HttpRequest) -> HttpResponse:
     return questionnaire(request, QualificationTier.ENTERPRISE)
-
-
-NEXT_STEPS = {
-    "get_quote": "You are approved. Next: get your quote and start straight away.",
-    "book_discovery_call": "Next: a short discovery call with our team — we have emailed you to book a time.",
-    "await_review": "Our team is reviewing your answers; this page updates by itself.",
-    "await_quote": "You are approved. Our team is preparing your tailored quote.",
-    "contact_sales": "We may not be the right fit yet. Write to us and we will suggest the best next step.",
-}
-
-
-@access(PUBLIC)
-@require_safe
-def qualification_status(request: HttpRequest, qualification_id: uuid.UUID) -> HttpResponse:
-    """No personal data: the id is the only key, and the page shows tier, score, status and the next step."""
-    qualification = (
-        Qualification.objects.filter(pk=qualification_id)
-        .only("id", "tier", "auto_score", "status", "updated_at")
-        .first()
-    )
-    if qualification is None:
-        raise Http404("No such qualification.")
-    from portal.views.plans import quote_form_for
-
-    context = {"q": qualification, "next_step_text": NEXT_STEPS[qualification.next_step],
-               "quote_form": quote_form_for(qualification)}  # fmt: skip
-    template = "public/_qualification_status.html" if request.htmx else "public/qualification_status.html"  # type: ignore[attr-defined]
-    return render(request, template, context)

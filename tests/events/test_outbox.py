@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -14,6 +13,7 @@ from events import registry
 from events.models import Delivery, DeliveryState, Event
 from events.services import delivery_run, event_fan_out, publish, stalled_work
 from events.tasks import redeliver_stalled
+from tests.helpers import race
 
 pytestmark = pytest.mark.django_db
 
@@ -133,20 +133,7 @@ def test_concurrent_workers_run_each_delivery_once(acme):
     ids: list[int] = []
     for event in events:
         ids.extend(event_fan_out(event_id=event.id))
-    barrier = threading.Barrier(4)
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            for delivery_id in ids:
-                delivery_run(delivery_id=delivery_id)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = race(lambda: [delivery_run(delivery_id=delivery_id) for delivery_id in ids], workers=4)
+    assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)]
     assert len(calls) == 20
     assert Delivery.objects.filter(state=DeliveryState.DONE).count() == 20

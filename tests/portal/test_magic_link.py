@@ -17,6 +17,7 @@ from django.utils import timezone
 from sesame.utils import get_query_string
 
 from tenancy.models import AuditEvent, User
+from tests.helpers import race
 from tests.portal.conftest import html_of
 
 pytestmark = pytest.mark.django_db
@@ -159,18 +160,6 @@ def test_the_claim_lets_exactly_one_of_two_racing_posts_sign_in(alice, monkeypat
         return user
 
     monkeypatch.setattr(auth_views, "get_user", get_user_then_wait)
-    results: list[int] = []
-
-    def race() -> None:
-        try:
-            results.append(Client().post(path).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=race) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = race(lambda: Client().post(path).status_code)
     assert sorted(results) == [302, 410]
     assert User.objects.get(pk=alice.pk).last_login is not None

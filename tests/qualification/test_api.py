@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.core import mail
 from django.db import connection
@@ -11,6 +9,7 @@ from rest_framework.test import APIClient
 
 from qualification.models import Qualification
 from tenancy.api_auth import PublicRateThrottle
+from tests.helpers import race
 from tests.qualification.conftest import CORE_PLUS, ENTERPRISE, PREMIUM
 
 pytestmark = pytest.mark.django_db
@@ -145,20 +144,6 @@ def test_public_endpoints_are_throttled_per_ip(client, monkeypatch):
 def test_concurrent_duplicate_submissions_store_one(client):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL")
-    barrier = threading.Barrier(2)
-    codes: list[int] = []
-
-    def submit() -> None:
-        barrier.wait()
-        try:
-            codes.append(APIClient().post("/api/qualify/core-plus", CORE_PLUS, format="json").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    codes = race(lambda: APIClient().post("/api/qualify/core-plus", CORE_PLUS, format="json").status_code)
     assert sorted(codes) == [201, 409]
     assert Qualification.objects.count() == 1

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
 from qualification.models import Qualification, QualificationStatus
 from qualification.reports import conversion_by_rep, conversion_by_tier
@@ -16,7 +14,8 @@ from qualification.services import (
 )
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import AuditEvent
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import UserFactory
+from tests.helpers import admin_client
 from tests.qualification.conftest import CORE_PLUS, ENTERPRISE
 
 pytestmark = pytest.mark.django_db
@@ -79,14 +78,7 @@ def test_conversion_is_idempotent_and_reported(sales_reps, acme):
 
 @pytest.fixture
 def sales_client(sales_reps):
-    rep = sales_reps[0]
-    device = StaticDevice.objects.create(user=rep, name="backup", confirmed=True)
-    StaticToken.objects.create(device=device, token="code1234")
-    client = Client()
-    credentials = {"username": rep.email, "password": PASSWORD, "otp_device": device.persistent_id,
-                   "otp_token": "code1234"}  # fmt: skip
-    client.post("/admin/login/?next=/admin/", credentials)
-    return client
+    return admin_client(sales_reps[0])
 
 
 def test_admin_queue_lists_filters_and_disqualifies_with_reason(sales_client, sales_reps):
@@ -110,10 +102,5 @@ def test_technician_cannot_see_the_sales_queue(db):
 
     tech = UserFactory(email="tech@keel.test", is_staff=True)
     tech.groups.add(Group.objects.get(name="Technician"))
-    device = StaticDevice.objects.create(user=tech, name="backup", confirmed=True)
-    StaticToken.objects.create(device=device, token="code5678")
-    client = Client()
-    credentials = {"username": tech.email, "password": PASSWORD, "otp_device": device.persistent_id,
-                   "otp_token": "code5678"}  # fmt: skip
-    client.post("/admin/login/?next=/admin/", credentials)
+    client = admin_client(tech)
     assert client.get("/admin/qualification/qualification/").status_code == 403

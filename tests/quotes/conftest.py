@@ -7,11 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
 from qualification.models import Qualification
 from quotes.models import AddOn, AddOnKind, Plan
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import UserFactory
+from tests.helpers import admin_client
 
 ALL_TIERS = ["core_plus", "premium", "enterprise"]
 PROSPECT = "dana@prospect.test"
@@ -79,14 +79,6 @@ def staff(db: Any) -> Any:
 @pytest.fixture
 def staff_client(staff: Any) -> Any:
     """A staff client past the admin's one-time-password sign-in."""
-    from django.test import Client
-
-    device = StaticDevice.objects.create(user=staff, name="backup", confirmed=True)
-    StaticToken.objects.create(device=device, token="abcd1234")
-    client = Client()
-    client.post(
-        "/admin/login/?next=/admin/",
-        {"username": staff.email, "password": PASSWORD, "otp_device": device.persistent_id, "otp_token": "abcd1234"},
-    )
+    client = admin_client(staff)
     assert client.get("/admin/").status_code == 200
     return client

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -15,6 +14,7 @@ from django.utils import timezone
 from events.models import Event
 from quotes import services
 from quotes.models import Quote, QuoteStatus
+from tests.helpers import race
 from tests.quotes.conftest import PROSPECT
 
 pytestmark = [
@@ -25,33 +25,13 @@ pytestmark = [
 WORKERS = 8
 
 
-def race(work: Callable[[], Any]) -> list[Any]:
-    barrier = threading.Barrier(WORKERS)
-    results: list[Any] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        try:
-            barrier.wait()
-            outcome = work()
-        except Exception as exc:
-            outcome = exc
-        finally:
-            connection.close()
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+def race_all(work: Callable[[], Any]) -> list[Any]:
+    return race(work, workers=WORKERS)
 
 
 def test_concurrent_sends_email_once(price_book, prospect):
     quote = services.quote_create(email=PROSPECT, tier="core_plus", configuration={"users": 1, "devices": 1})
-    results = race(lambda: services.quote_send(quote=Quote.objects.get(pk=quote.pk)))
+    results = race_all(lambda: services.quote_send(quote=Quote.objects.get(pk=quote.pk)))
     assert sorted(results, key=str) == [False] * (WORKERS - 1) + [True]
     assert len(mail.outbox) == 1
     assert Event.objects.filter(type="quote.sent").count() == 1

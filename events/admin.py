@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -62,7 +63,8 @@ class DeliveryAdmin(admin.ModelAdmin):
         from events.tasks import run_delivery
 
         ids = list(queryset.filter(state__in=[DeliveryState.FAILED, DeliveryState.DEAD]).values_list("id", flat=True))
-        Delivery.objects.filter(pk__in=ids).update(state=DeliveryState.FAILED, next_attempt_at=timezone.now())
-        for delivery_id in ids:
-            run_delivery.delay(delivery_id)
+        with transaction.atomic():
+            Delivery.objects.filter(pk__in=ids).update(state=DeliveryState.FAILED, next_attempt_at=timezone.now())
+            # Workers see the reset rows only once this commits; the sweeper would also pick them up.
+            transaction.on_commit(lambda: [run_delivery.delay(delivery_id) for delivery_id in ids])
         self.message_user(request, f"Queued {len(ids)} deliveries.", messages.SUCCESS)

@@ -46,6 +46,11 @@ def add_service_error(form: forms.Form, exc: Exception) -> None:
     raise exc
 
 
+def service_error_status(exc: Exception) -> int:
+    """The HTTP status a page answers with after a service refused: 409 for a conflict, 400 for bad input."""
+    return 409 if isinstance(exc, ConflictError) else 400
+
+
 def service_error_messages(exc: Exception) -> list[str]:
     """The same errors as plain sentences, for actions without a form of their own (row buttons)."""
     if isinstance(exc, ConflictError):

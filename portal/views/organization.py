@@ -30,6 +30,7 @@ from portal.forms import (
     SecurityForm,
     add_service_error,
     service_error_messages,
+    service_error_status,
 )
 from tenancy.audit import client_ip
 from tenancy.errors import ConflictError
@@ -128,8 +129,7 @@ def member_role(request: MemberRequest, membership_id: uuid.UUID) -> HttpRespons
             ip=client_ip(request),
         )
     except SERVICE_ERRORS as exc:
-        status = 409 if isinstance(exc, ConflictError) else 400
-        return _render_team(request, errors=service_error_messages(exc), status=status)
+        return _render_team(request, errors=service_error_messages(exc), status=service_error_status(exc))
     messages.success(request, f"{membership.user.email} is now {Role(form.cleaned_data['role']).label}.")
     return HttpResponseRedirect(reverse("portal:settings_team"))
 
@@ -146,8 +146,7 @@ def member_remove(request: MemberRequest, membership_id: uuid.UUID) -> HttpRespo
             ip=client_ip(request),
         )
     except SERVICE_ERRORS as exc:
-        status = 409 if isinstance(exc, ConflictError) else 400
-        return _render_team(request, errors=service_error_messages(exc), status=status)
+        return _render_team(request, errors=service_error_messages(exc), status=service_error_status(exc))
     messages.success(request, f"{membership.user.email} was removed from {_org(request).display_name}.")
     if membership.user_id == request.user.pk:
         return HttpResponseRedirect(reverse("portal:dashboard"))

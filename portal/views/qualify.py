@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from portal.access import PUBLIC, access
-from portal.forms import add_service_error
+from portal.forms import add_service_error, service_error_status
 from qualification import scoring
 from qualification.models import QualificationTier
 from qualification.services import qualification_submit
@@ -123,7 +123,7 @@ def questionnaire(request: HttpRequest, tier: str) -> HttpResponse:
             qualification = qualification_submit(tier=tier, data=_answers(form, request.POST))
         except (ServiceValidationError, ConflictError) as exc:
             add_service_error(form, exc)
-            status = 409 if isinstance(exc, ConflictError) else 400
+            status = service_error_status(exc)
         else:
             return HttpResponseRedirect(reverse("portal:qualification_status", args=[qualification.pk]))
     return render(request, "public/questionnaire.html", {"form": form, "title": title, "intro": intro}, status=status)

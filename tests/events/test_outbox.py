@@ -137,3 +137,21 @@ def test_concurrent_workers_run_each_delivery_once(acme):
     assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)]
     assert len(calls) == 20
     assert Delivery.objects.filter(state=DeliveryState.DONE).count() == 20
+
+
+def test_admin_retry_now_requeues_failed_deliveries_after_commit(acme, django_capture_on_commit_callbacks):
+    from tests.factories import UserFactory
+    from tests.helpers import admin_client
+
+    with django_capture_on_commit_callbacks(execute=True):
+        event = publish(acme, "ticket.created", {"fail": True})
+    flaky = Delivery.objects.get(event=event, handler="test.flaky")
+    assert flaky.state == DeliveryState.FAILED
+    Event.objects.filter(pk=event.pk).update(payload={"fail": False})
+    staff = UserFactory(email="ops@keel.test", is_staff=True, is_superuser=True)
+    client = admin_client(staff)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        client.post("/admin/events/delivery/", {"action": "retry_now", "_selected_action": [str(flaky.pk)]})
+    assert callbacks  # the enqueue waited for the commit
+    flaky.refresh_from_db()
+    assert flaky.state == DeliveryState.DONE

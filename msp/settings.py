@@ -33,7 +33,15 @@ SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # External providers. Each has a real adapter and a "sandbox" that records what it would do.
 EMAIL_PROVIDER = env("EMAIL_PROVIDER", "sendgrid" if PRODUCTION else "sandbox")
-PROVIDER_SETTINGS = {"EMAIL_PROVIDER": EMAIL_PROVIDER}
+# Payments: the real Stripe adapter when a secret key is configured, otherwise the local sandbox checkout.
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", "")
+STRIPE_PROVIDER = env("STRIPE_PROVIDER", "stripe" if (PRODUCTION or STRIPE_SECRET_KEY) else "sandbox")
+_SANDBOX_WEBHOOK_SECRET = "whsec_keel_sandbox_development_only"  # noqa: S105 - the sandbox signs its own events
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", "" if STRIPE_PROVIDER == "stripe" else _SANDBOX_WEBHOOK_SECRET)
+# Seconds a signed webhook stays acceptable: older (or replayed later) deliveries are refused.
+STRIPE_WEBHOOK_TOLERANCE = env("STRIPE_WEBHOOK_TOLERANCE", 300, int)
+STRIPE_API_VERSION = env("STRIPE_API_VERSION", "")
+PROVIDER_SETTINGS = {"EMAIL_PROVIDER": EMAIL_PROVIDER, "STRIPE_PROVIDER": STRIPE_PROVIDER}
 
 if PRODUCTION:
     if not SECRET_KEY:
@@ -43,6 +51,9 @@ if PRODUCTION:
     _sandboxed = sorted(name for name, value in PROVIDER_SETTINGS.items() if value == "sandbox")
     if _sandboxed:
         raise ImproperlyConfigured(f"sandbox providers are not allowed in production: {', '.join(_sandboxed)}")
+    for _required in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        if not globals()[_required]:
+            raise ImproperlyConfigured(f"{_required} is required when KEEL_ENV=production")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -66,6 +77,7 @@ INSTALLED_APPS = [
     "events",
     "qualification",
     "quotes",
+    "billing",
     "portal",
 ]
 
@@ -169,6 +181,8 @@ AXES_IPWARE_PROXY_COUNT = env("AXES_PROXY_COUNT", 1 if PRODUCTION else 0, int) o
 # Magic links (django-sesame): short-lived and single use.
 SESAME_MAX_AGE = env("MAGIC_LINK_MAX_AGE", 900, int)
 SESAME_ONE_TIME = True
+# The sign-in link in a new customer's welcome email (also single use).
+WELCOME_LINK_MAX_AGE = env("WELCOME_LINK_MAX_AGE", 7 * 86400, int)
 SESAME_TOKEN_NAME = "token"  # noqa: S105 - the query parameter name, not a secret
 
 OTP_TOTP_ISSUER = env("OTP_ISSUER", "Keel")
@@ -235,6 +249,7 @@ CELERY_BEAT_SCHEDULE = {
     "events-redeliver-stalled": {"task": "events.tasks.redeliver_stalled", "schedule": 60.0},
     "tenancy-purge-expired-invitations": {"task": "tenancy.tasks.purge_expired_invitations", "schedule": 3600.0},
     "quotes-expire": {"task": "quotes.tasks.expire_quotes", "schedule": 900.0},
+    "billing-retry-stripe-events": {"task": "billing.tasks.retry_stripe_events", "schedule": 120.0},
 }
 
 # Partner API.

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django_otp.admin import OTPAdminSite
 
+from billing.views import stripe_webhook
 from msp.health import health
 
 # Staff admin requires a verified one-time-password device.
@@ -15,6 +16,8 @@ urlpatterns = [
     re_path(r"^health/?$", health, name="health"),
     path("admin/", admin.site.urls),
     path("api/", include("msp.api_urls")),
+    re_path(r"^webhooks/stripe/?$", stripe_webhook, name="stripe-webhook"),
+    path("sandbox/stripe/", include("billing.urls")),
     path("", include("portal.urls")),
 ]
 

@@ -4,7 +4,7 @@ according to the access level it declares (``portal.access``)."""
 from django.urls import path
 from django.views.generic import RedirectView
 
-from portal.views import account, auth, dashboard, invite, organization, plans, public, qualify
+from portal.views import account, auth, billing, dashboard, invite, organization, plans, public, qualify
 
 app_name = "portal"
 
@@ -21,11 +21,14 @@ urlpatterns = [
     path("business-plans", plans.business_plans, name="business_plans"),
     path("plan-selector", plans.plan_selector, name="plan_selector"),
     path("quote/<str:quote_key>", plans.quote_page, name="quote"),
+    path("quote/<str:quote_key>/checkout", billing.quote_checkout, name="quote_checkout"),
+    path("checkout/complete", billing.checkout_complete, name="checkout_complete"),
     # Signing in and out
     path("login/", auth.login_view, name="login"),
     path("login/verify/", auth.login_verify, name="login_verify"),
     path("login/magic/", auth.magic_link, name="magic_link"),
     path("login/magic/confirm/", auth.magic_link_confirm, name="magic_link_confirm"),
+    path("login/welcome/", auth.welcome_link_confirm, name="welcome_link_confirm"),
     path("logout/", auth.logout_view, name="logout"),
     path("password-reset/", auth.password_reset, name="password_reset"),
     path("password-reset/sent/", auth.password_reset_done, name="password_reset_done"),
@@ -34,6 +37,11 @@ urlpatterns = [
     # The portal
     path("switch/<slug:slug>/", account.switch_org, name="switch_org"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("billing/", billing.billing, name="billing"),
+    path("billing/portal/", billing.billing_portal, name="billing_portal"),
+    path("billing/plan/", billing.billing_change_plan, name="billing_change_plan"),
+    path("billing/cancel/", billing.billing_cancel, name="billing_cancel"),
+    path("billing/resume/", billing.billing_resume, name="billing_resume"),
     path("settings/", RedirectView.as_view(pattern_name="portal:settings_profile"), name="settings"),
     path("settings/profile/", account.profile, name="settings_profile"),
     path("settings/password/", account.password, name="settings_password"),

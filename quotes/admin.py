@@ -60,7 +60,17 @@ class PlanAdmin(admin.ModelAdmin):
         (None, {"fields": ("tier", "name", "description", "active", "custom_quote", "sort_order")}),
         (
             "Prices a month (changes apply to new quotes only)",
-            {"fields": ("currency", "base_monthly", "included_users", "per_user", "included_devices", "per_device")},
+            {
+                "fields": (
+                    "currency",
+                    "base_monthly",
+                    "included_users",
+                    "per_user",
+                    "included_devices",
+                    "per_device",
+                    "trial_days",
+                )
+            },
         ),
     )
 

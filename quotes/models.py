@@ -37,6 +37,9 @@ class Plan(models.Model):
     included_users = models.PositiveIntegerField(default=0)
     included_devices = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3, default="AUD")
+    trial_days = models.PositiveSmallIntegerField(
+        default=0, help_text="Free days before the first charge when bought through self-serve checkout."
+    )
     custom_quote = models.BooleanField(
         default=False, help_text="Quoted by staff with custom lines; the prices here are indicative ('from …')."
     )

@@ -13,6 +13,7 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "tenancy.user": ("view",),
     },
     "Sales": {
+        "billing.subscription": ("view",),
         "qualification.qualification": ("view", "change"),
         "quotes.quote": ("view", "add", "change"),
         "quotes.plan": ("view",),
@@ -23,6 +24,10 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "tenancy.user": ("view",),
     },
     "Billing": {
+        "billing.subscription": ("view",),
+        "billing.subscriptionitem": ("view",),
+        "billing.stripeevent": ("view", "change"),
+        "billing.smscreditentry": ("view", "add"),
         "quotes.plan": ("view", "change"),
         "quotes.addon": ("view", "change"),
         "quotes.quote": ("view",),
@@ -31,6 +36,10 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "tenancy.user": ("view",),
     },
     "Manager": {
+        "billing.subscription": ("view",),
+        "billing.subscriptionitem": ("view",),
+        "billing.stripeevent": ("view", "change"),
+        "billing.smscreditentry": ("view", "add"),
         "qualification.qualification": ("view", "change"),
         "quotes.quote": ("view", "add", "change"),
         "quotes.plan": ("view", "add", "change"),
@@ -45,6 +54,10 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "events.event": ("view",),
     },
     "Admin": {
+        "billing.subscription": ("view",),
+        "billing.subscriptionitem": ("view",),
+        "billing.stripeevent": ("view", "change"),
+        "billing.smscreditentry": ("view", "add", "change"),
         "qualification.qualification": ALL,
         "quotes.quote": ALL,
         "quotes.plan": ALL,

@@ -34,6 +34,7 @@ from portal.middleware import MFA_STEP_ENROL, MFA_STEP_VERIFY, mfa_step, resolve
 from tenancy.audit import audit_record_for_user, client_ip
 from tenancy.emails import email_send
 from tenancy.models import User
+from tenancy.services.accounts import WELCOME_SCOPE
 
 MAGIC_LINK_BACKEND = "django.contrib.auth.backends.ModelBackend"
 # One magic link per address per minute: the form cannot be used to flood someone's inbox.
@@ -168,8 +169,20 @@ def _invalid_link(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def magic_link_confirm(request: HttpRequest) -> HttpResponse:
     """GET shows a button and changes nothing (mail scanners follow links); only the POST signs in."""
+    return _confirm_link(request, user=get_user(request, update_last_login=False))
+
+
+@access(PUBLIC)
+@never_cache
+@require_http_methods(["GET", "POST"])
+def welcome_link_confirm(request: HttpRequest) -> HttpResponse:
+    """The sign-in link of a welcome email: longer-lived, scoped so it is refused as an ordinary magic link."""
+    user = get_user(request, scope=WELCOME_SCOPE, max_age=settings.WELCOME_LINK_MAX_AGE, update_last_login=False)
+    return _confirm_link(request, user=user)
+
+
+def _confirm_link(request: HttpRequest, *, user: User | None) -> HttpResponse:
     # Reads the token from the query string, which the confirm form posts back to.
-    user = get_user(request, update_last_login=False)
     if user is None:
         return _invalid_link(request)
     if request.method == "GET":

@@ -1,10 +1,21 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.urls import reverse
+from sesame.utils import get_query_string
 
 from tenancy.audit import audit_record_for_user
 from tenancy.errors import ServiceValidationError
 from tenancy.models import User
+
+# Sign-in links in welcome emails live longer than typed-in magic links (settings.WELCOME_LINK_MAX_AGE); they are
+# scoped so that one cannot be passed off as the other.
+WELCOME_SCOPE = "welcome"
+
+
+def welcome_link(user: User) -> str:
+    """The path of a single-use sign-in link for a new customer's welcome email."""
+    return reverse("portal:welcome_link_confirm") + get_query_string(user, scope=WELCOME_SCOPE)
 
 
 def user_profile_update(*, user: User, full_name: str, phone: str = "") -> User:

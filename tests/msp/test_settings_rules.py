@@ -18,6 +18,8 @@ GOOD = {
     "ALLOWED_HOSTS": "keel.example.com",
     "EMAIL_PROVIDER": "sendgrid",
     "SENDGRID_API_KEY": "dummy",
+    "STRIPE_SECRET_KEY": "sk_test_dummy",
+    "STRIPE_WEBHOOK_SECRET": "whsec_dummy",
     "DJANGO_SETTINGS_MODULE": "msp.settings",
 }
 
@@ -49,6 +51,9 @@ def test_production_settings_load_when_safe():
         ({"SECRET_KEY": None}, "SECRET_KEY is required"),
         ({"DEBUG": "true"}, "DEBUG must be off"),
         ({"EMAIL_PROVIDER": "sandbox"}, "sandbox providers are not allowed in production: EMAIL_PROVIDER"),
+        ({"STRIPE_PROVIDER": "sandbox"}, "sandbox providers are not allowed in production: STRIPE_PROVIDER"),
+        ({"STRIPE_SECRET_KEY": None}, "STRIPE_SECRET_KEY is required"),
+        ({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET is required"),
     ],
 )
 def test_production_settings_refuse_unsafe_configuration(overrides, message):

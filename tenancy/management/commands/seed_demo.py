@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from billing import demo as billing_demo
 from qualification import demo as qualification_demo
 from quotes import demo as quotes_demo
 from tenancy import demo
@@ -33,4 +34,7 @@ class Command(BaseCommand):
             out.write(f"  {line}")
         out.write("Quotes:")
         for line in quotes_demo.seed():
+            out.write(f"  {line}")
+        out.write("Subscriptions (the Billing page of each organization's owner):")
+        for line in billing_demo.seed():
             out.write(f"  {line}")

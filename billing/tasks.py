@@ -1,0 +1,17 @@
+from celery import shared_task
+
+from billing import services
+
+
+@shared_task(acks_late=True)
+def process_stripe_event(event_pk: int) -> str:
+    return services.stripe_event_process(event_pk=event_pk)
+
+
+@shared_task
+def retry_stripe_events() -> int:
+    """Beat: process events still pending (never enqueued, or failed and due again)."""
+    due = services.stripe_events_due()
+    for event_pk in due:
+        process_stripe_event.delay(event_pk)
+    return len(due)

@@ -100,11 +100,13 @@ STATUS_RESPONSE = inline_serializer(
 
 class BillingStatusView(TenantAPIView):
     """The organization's subscription (null when it has none) and SMS credit balance. A partner key names the
-    organization with ``X-Organization``."""
+    organization with ``X-Organization``. Owners, admins, partner admins and API keys; other members get 403."""
 
     @extend_schema(responses={200: STATUS_RESPONSE})
     def get(self, request: Request) -> Response:
         organization = self.tenant.require_organization()
+        if not self.tenant.can_manage:
+            raise exceptions.PermissionDenied("Only owners and admins see billing.")
         subscription = current_subscription(organization)
         return Response(
             {

@@ -12,6 +12,7 @@ from django.utils import timezone
 from billing.models import Subscription, SubscriptionItem, SubscriptionStatus
 from billing.services.mirror import sms_credit
 from billing.services.provisioning import items_from_quote
+from quotes.demo import ORG_CONFIGURATION
 from quotes.models import Quote, QuoteStatus
 from tenancy.models import Organization, Tier
 
@@ -46,6 +47,8 @@ def seed() -> list[str]:
                 status=status,
                 price_monthly=quote.price_monthly,
                 currency=quote.currency,
+                # Priced from the price book (see quotes.demo), so the plan can change; Enterprise goes via sales.
+                configuration={} if org.tier == Tier.ENTERPRISE else ORG_CONFIGURATION,
                 current_period_end=now + timedelta(days=days),
                 trial_end=now + timedelta(days=days) if status == SubscriptionStatus.TRIALING else None,
             )

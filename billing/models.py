@@ -73,6 +73,9 @@ class Subscription(TenantModel):
     status = models.CharField(max_length=10, choices=SubscriptionStatus.choices)
     price_monthly = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     currency = models.CharField(max_length=3, default="AUD")
+    # What the customer has (users, devices, add-ons, as a quote configuration): repriced on a plan change.
+    # Empty for subscriptions sold with staff-written lines, which change plan through sales.
+    configuration = models.JSONField(default=dict, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True, help_text="The next billing date.")
     trial_end = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)

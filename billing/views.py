@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from billing import services
 from billing.models import Subscription
 from billing.providers import sandbox
+from tenancy.models import Organization
 
 
 @csrf_exempt
@@ -72,6 +73,9 @@ def sandbox_portal(request: HttpRequest, token: str) -> HttpResponse:
     return_url = data["return_url"]
     if not url_has_allowed_host_and_scheme(return_url, allowed_hosts={request.get_host()}):
         return_url = "/"
-    subscriptions = Subscription.objects.filter(stripe_customer_id=data["customer"]).prefetch_related("items")
+    organization = Organization.objects.filter(stripe_customer_id=data["customer"]).first()
+    if organization is None:
+        raise Http404("No customer has this billing account.")
+    subscriptions = Subscription.objects.for_org(organization).prefetch_related("items")
     context = {"customer": data["customer"], "subscriptions": subscriptions, "return_url": return_url}
     return render(request, "billing/sandbox_portal.html", context)

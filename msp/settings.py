@@ -123,6 +123,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # `make run` has the web server and two worker processes writing to one file: take the write lock when a
+    # transaction starts and wait for it, rather than failing with "database is locked" on upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL")
@@ -249,7 +257,7 @@ CELERY_BEAT_SCHEDULE = {
     "events-redeliver-stalled": {"task": "events.tasks.redeliver_stalled", "schedule": 60.0},
     "tenancy-purge-expired-invitations": {"task": "tenancy.tasks.purge_expired_invitations", "schedule": 3600.0},
     "quotes-expire": {"task": "quotes.tasks.expire_quotes", "schedule": 900.0},
-    "billing-retry-stripe-events": {"task": "billing.tasks.retry_stripe_events", "schedule": 120.0},
+    "billing-retry-stripe-events": {"task": "billing.tasks.retry_stripe_events", "schedule": 30.0},
 }
 
 # Partner API.

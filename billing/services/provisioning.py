@@ -157,6 +157,7 @@ def checkout_provision(event: StripeEvent) -> str:
         status=SubscriptionStatus.TRIALING if trial_days else SubscriptionStatus.ACTIVE,
         price_monthly=quote.price_monthly,
         currency=quote.currency,
+        configuration={} if quote.is_custom else dict(quote.configuration),
         trial_end=now + timedelta(days=trial_days) if trial_days else None,
         owner=user,
         owner_created=created,

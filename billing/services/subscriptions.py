@@ -13,13 +13,13 @@ from typing import Any
 
 from django.db import transaction
 
-from billing.models import ItemKind, Subscription, SubscriptionItem, SubscriptionStatus
+from billing.models import Subscription, SubscriptionItem, SubscriptionStatus
 from billing.products import billed, product_id, to_minor
 from billing.providers import get_provider
 from billing.providers.base import CheckoutRequest, PriceLine, ProviderError, SubscriptionRef
 from billing.services.mirror import subscription_apply
 from quotes import pricing
-from quotes.models import OPEN_STATUSES, Plan, Quote
+from quotes.models import OPEN_STATUSES, Plan
 from quotes.selectors import quote_by_key, quote_preview
 from tenancy.audit import audit_record
 from tenancy.errors import ConflictError, ServiceValidationError, field_error
@@ -146,34 +146,25 @@ def billing_portal_url(*, organization: Organization, return_url: str) -> str:
         raise PaymentProviderError(failure.message) from failure
 
 
-def _configuration(subscription: Subscription) -> dict[str, Any]:
-    """What the customer has (users, devices, add-ons), to reprice on another plan."""
-    quote: Quote | None = subscription.quote
-    if quote is not None and quote.configuration and not quote.is_custom:
-        return dict(quote.configuration)
-    items = list(SubscriptionItem.objects.for_org(subscription.organization_id).filter(subscription=subscription))
-    plan = Plan.objects.filter(tier=subscription.tier.lower()).first()
-    users = devices = 0
-    if plan is not None:
-        users = plan.included_users + sum(item.quantity for item in items if item.kind == ItemKind.USERS)
-        devices = plan.included_devices + sum(item.quantity for item in items if item.kind == ItemKind.DEVICES)
-    add_ons = [{"code": item.code, "quantity": item.quantity} for item in items if item.kind == ItemKind.ADD_ON]
-    return {"users": users, "devices": devices, "add_ons": add_ons}
-
-
 def subscription_change_plan(
     *, subscription: Subscription, tier: str, actor: User | None = None, ip: str | None = None
 ) -> Subscription:
     """Move to another self-serve plan, keeping users, devices and add-ons; Stripe prorates the difference."""
     _require_live(subscription)
+    if not subscription.configuration:
+        raise ConflictError(
+            "This subscription was set up by our sales team; ask them to change your plan.", field="tier"
+        )
     new_tier = str(tier or "").lower()
     plan = Plan.objects.filter(tier=new_tier, active=True, custom_quote=False).first()
     if plan is None:
         raise field_error("tier", "Choose a plan offered through self-serve checkout; talk to sales for the others.")
     if new_tier.upper() == subscription.tier:
         raise field_error("tier", f"The subscription is already on {plan.name}.")
+    if plan.currency != subscription.currency:
+        raise field_error("tier", f"{plan.name} is not offered in {subscription.currency}; talk to sales.")
     try:
-        priced = quote_preview(tier=new_tier, configuration=_configuration(subscription))
+        priced = quote_preview(tier=new_tier, configuration=subscription.configuration)
     except pricing.PricingError as refused:
         raise ServiceValidationError({"tier": [" ".join(" ".join(msgs) for msgs in refused.errors.values())]}) from None
     obj = _call(

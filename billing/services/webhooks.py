@@ -156,7 +156,7 @@ def _record_failure(event_pk: int, failure: Exception, now: Any) -> str:
         status=status,
         attempts=attempts,
         last_error=f"{type(failure).__name__}: {failure}"[:2000],
-        next_attempt_at=now + timedelta(seconds=min(30 * 2**attempts, 6 * 3600)),
+        next_attempt_at=now + timedelta(seconds=min(15 * 2**attempts, 6 * 3600)),
     )
     return status
 

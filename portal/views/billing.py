@@ -69,9 +69,11 @@ def checkout_complete(request: HttpRequest) -> HttpResponse:
 class PlanChangeForm(forms.Form):
     tier = forms.ChoiceField(label="New plan")
 
-    def __init__(self, *args: object, current_tier: str, **kwargs: object) -> None:
+    def __init__(self, *args: object, subscription: Subscription, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        plans = Plan.objects.filter(active=True, custom_quote=False).exclude(tier=current_tier.lower())
+        plans = Plan.objects.filter(active=True, custom_quote=False, currency=subscription.currency).exclude(
+            tier=subscription.tier.lower()
+        )
         choices = [(plan.tier, f"{plan.name} (from {plan.currency} {plan.base_monthly} a month)") for plan in plans]
         self.fields["tier"].choices = choices  # type: ignore[attr-defined]
 
@@ -91,7 +93,7 @@ def billing(request: MemberRequest) -> HttpResponse:
         "subscription": subscription,
         "items": list(subscription.items.all()) if subscription else [],
         "sms_credits": sms_credit_balance(request.organization),
-        "plan_form": PlanChangeForm(current_tier=subscription.tier) if subscription else None,
+        "plan_form": PlanChangeForm(subscription=subscription) if subscription and subscription.configuration else None,
         "live": subscription is not None and subscription.status != SubscriptionStatus.CANCELED,
     }
     return render(request, "portal/billing.html", context)
@@ -126,15 +128,19 @@ def billing_portal(request: MemberRequest) -> HttpResponse:
 def billing_change_plan(request: MemberRequest) -> HttpResponse:
     require_manager(request)
     subscription = _subscription_or_404(request)
-    form = PlanChangeForm(request.POST, current_tier=subscription.tier)
-    if not form.is_valid():
+    form = PlanChangeForm(request.POST, subscription=subscription)
+    # A plan sold by sales has no self-serve choices: let the service say so rather than the form.
+    if subscription.configuration and not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, f"New plan: {error}")
         return HttpResponseRedirect(reverse("portal:billing"))
     try:
         changed = services.subscription_change_plan(
-            subscription=subscription, tier=form.cleaned_data["tier"], actor=request.user, ip=client_ip(request)
+            subscription=subscription,
+            tier=form.cleaned_data["tier"] if subscription.configuration else request.POST.get("tier", ""),
+            actor=request.user,
+            ip=client_ip(request),
         )
     except SERVICE_ERRORS as refused:
         return _refused(request, refused)

@@ -53,7 +53,8 @@ def test_alice_signs_in_and_sees_the_dashboard(live_server, alice, bob, acme, pa
             browser.close()
 
 
-def test_a_prospect_qualifies_gets_a_quote_pays_and_lands_in_the_portal(live_server, price_book, monkeypatch, settings):
+@pytest.mark.usefixtures("price_book")
+def test_a_prospect_qualifies_gets_a_quote_pays_and_lands_in_the_portal(live_server, monkeypatch, settings):
     """The whole funnel in a browser: Core+ questionnaire, status page with the score, quote, sandbox checkout
     (signed events through the webhook), and the new owner signed in to their portal."""
     from playwright.sync_api import expect, sync_playwright

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "qualification",
     "quotes",
     "billing",
+    "tickets",
     "portal",
 ]
 

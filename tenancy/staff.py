@@ -8,6 +8,11 @@ from typing import Any
 ALL = ("view", "add", "change", "delete")
 STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
     "Technician": {
+        "tickets.ticket": ("view",),
+        "tickets.comment": ("view",),
+        "tickets.timeentry": ("view",),
+        "tickets.cannedresponse": ("view", "add", "change"),
+        "tickets.technician": ("view",),
         "tenancy.organization": ("view",),
         "tenancy.membership": ("view",),
         "tenancy.user": ("view",),
@@ -36,6 +41,13 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "tenancy.user": ("view",),
     },
     "Manager": {
+        "tickets.ticket": ("view",),
+        "tickets.comment": ("view",),
+        "tickets.timeentry": ("view",),
+        "tickets.cannedresponse": ALL,
+        "tickets.technician": ("view", "add", "change"),
+        "tickets.businesscalendar": ("view", "add", "change"),
+        "tickets.slapolicy": ("view", "add", "change"),
         "billing.subscription": ("view",),
         "billing.subscriptionitem": ("view",),
         "billing.stripeevent": ("view", "change"),
@@ -54,6 +66,14 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "events.event": ("view",),
     },
     "Admin": {
+        "tickets.ticket": ("view",),
+        "tickets.comment": ("view",),
+        "tickets.timeentry": ("view",),
+        "tickets.ticketactivity": ("view",),
+        "tickets.cannedresponse": ALL,
+        "tickets.technician": ALL,
+        "tickets.businesscalendar": ALL,
+        "tickets.slapolicy": ALL,
         "billing.subscription": ("view",),
         "billing.subscriptionitem": ("view",),
         "billing.stripeevent": ("view", "change"),

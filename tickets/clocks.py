@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import holidays as public_holidays
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tenancy.models import Organization
@@ -36,21 +35,18 @@ def organization_calendar(organization: Organization) -> BusinessCalendar:
     if existing is not None:
         return existing
     year = timezone.now().year
-    try:
+    holiday_list: list[str] = []
+    # A country the package does not cover gets no public holidays until staff add them.
+    if organization.country in public_holidays.list_supported_countries():
         days = public_holidays.country_holidays(organization.country, years=range(year, year + HOLIDAY_YEARS_AHEAD + 1))
         holiday_list = sorted(day.isoformat() for day in days)
-    except NotImplementedError:  # a country the package does not know: no public holidays until staff add them
-        holiday_list = []
-    try:
-        with transaction.atomic():
-            return BusinessCalendar.objects.create(
-                organization=organization,
-                name=f"{organization.name} business hours",
-                timezone=organization.timezone,
-                holidays=holiday_list,
-            )
-    except IntegrityError:  # pragma: no cover - no unique constraint today; kept for a concurrent first use
-        return BusinessCalendar.objects.filter(organization=organization).order_by("pk").first()  # type: ignore[return-value]
+    # Two first tickets at once may each create one; the oldest is used, and staff may delete the other.
+    return BusinessCalendar.objects.create(
+        organization=organization,
+        name=f"{organization.name} business hours",
+        timezone=organization.timezone,
+        holidays=holiday_list,
+    )
 
 
 def policy_for(organization: Organization) -> SlaPolicy | None:

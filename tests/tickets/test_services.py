@@ -203,3 +203,12 @@ def test_comments_and_status_refuse_bad_input(acme, alice):
         ticket_set_status(ticket=ticket, status="DONE")
     with pytest.raises(ServiceValidationError):
         ticket_set_priority(ticket=ticket, priority="urgent")
+
+
+def test_a_country_without_known_holidays_gets_an_empty_list():
+    org = OrganizationFactory(slug="nowhere", country="ZZ", timezone="UTC")
+    ticket = ticket_create(
+        organization=org, subject="Hello", priority="P1", now=datetime(2026, 11, 23, 9, tzinfo=SYDNEY)
+    )
+    assert BusinessCalendar.objects.get(organization=org).holidays == []
+    assert ticket.first_response_due is not None

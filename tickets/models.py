@@ -336,3 +336,43 @@ class SatisfactionResponse(TenantModel):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(rating__gte=1, rating__lte=5), name="satisfaction_1_to_5")]
+
+
+class UnknownSender(models.TextChoices):
+    REJECT = "reject", "Reply politely and drop the message"
+    QUEUE = "queue", "Queue the message for staff"
+
+
+class SupportSettings(models.Model):
+    """An organization's service-desk settings."""
+
+    organization = models.OneToOneField(
+        Organization, primary_key=True, on_delete=models.CASCADE, related_name="support_settings"
+    )
+    auto_routing = models.BooleanField(default=True, help_text="Assign new tickets to a technician automatically.")
+    # Mail from any address at these domains opens tickets for the organization (besides its members' addresses).
+    verified_domains = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        verbose_name = "support settings"
+        verbose_name_plural = "support settings"
+
+    def __str__(self) -> str:
+        return f"Support settings of {self.organization}"
+
+
+class QueuedEmail(models.Model):
+    """Inbound mail Keel could not place (unknown sender, when the platform queues such mail): staff decide."""
+
+    sender = models.EmailField()
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    message_id = models.CharField(max_length=300, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    handled = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.sender}: {self.subject}"

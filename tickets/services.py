@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from events.services import publish
+from tenancy.audit import audit_record
 from tenancy.emails import email_send
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization, User
@@ -21,13 +22,16 @@ from tickets.clocks import SLA_FIELDS, clocks_refresh, pause_close, pause_open, 
 from tickets.models import (
     DONE_STATUSES,
     PAUSED_STATUSES,
+    Attachment,
     Channel,
     Comment,
     Priority,
+    SatisfactionResponse,
     Ticket,
     TicketActivity,
     TicketCounter,
     TicketStatus,
+    TimeEntry,
 )
 
 MAX_TAGS = 20
@@ -271,3 +275,228 @@ def comment_add(
                 },
             )
     return comment
+
+
+# -- assignment, edits, time, attachments, merging, satisfaction, bulk -----------------------------------------------
+
+ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+ATTACHMENT_TYPES = {
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "application/zip",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "message/rfc822",
+}
+EDITABLE_FIELDS = ("subject", "description", "category", "tags", "required_skills")
+BULK_MAX = 500
+
+
+def ticket_assign(*, ticket: Ticket, assignee: User | None, actor: User | None = None, reason: str = "") -> Ticket:
+    """Assign (or unassign with None) by hand. Only staff can hold tickets."""
+    if assignee is not None and not assignee.is_staff:
+        raise ServiceValidationError({"assignee": ["Only staff members can be assigned tickets."]})
+    with transaction.atomic():
+        locked = _locked(ticket)
+        if locked.assignee_id == (assignee.pk if assignee else None):
+            return locked
+        locked.assignee = assignee
+        locked.routing_reason = reason[:300] or (f"Assigned by {actor}" if actor else "")
+        locked.save(update_fields=["assignee", "routing_reason", "updated_at"])
+        who = assignee.email if assignee else "nobody"
+        _log(locked, "assigned", f"Assigned to {who}" + (f": {reason}" if reason else ""), actor)
+        publish(locked.organization, "ticket.updated", _payload(locked, changed=["assignee"]))
+    return locked
+
+
+def ticket_update(*, ticket: Ticket, actor: User | None = None, **fields: Any) -> Ticket:
+    """Edit the subject, description, category, tags or required skills."""
+    unknown = sorted(set(fields) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise ServiceValidationError({name: ["This field cannot be changed here."] for name in unknown})
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+    if "subject" in fields:
+        clean["subject"] = str(fields["subject"] or "").strip()
+        if not clean["subject"] or len(clean["subject"]) > 200:
+            errors["subject"] = ["A subject of 1 to 200 characters is required."]
+    if "description" in fields:
+        clean["description"] = str(fields["description"] or "")
+        if len(clean["description"]) > MAX_BODY:
+            errors["description"] = [f"At most {MAX_BODY} characters."]
+    if "category" in fields:
+        clean["category"] = str(fields["category"] or "").strip()
+        if len(clean["category"]) > 60:
+            errors["category"] = ["At most 60 characters."]
+    for name in ("tags", "required_skills"):
+        if name in fields:
+            clean[name] = _clean_list(fields[name], name, errors)
+    if errors:
+        raise ServiceValidationError(errors)
+    with transaction.atomic():
+        locked = _locked(ticket)
+        changed = [name for name, value in clean.items() if getattr(locked, name) != value]
+        if not changed:
+            return locked
+        for name in changed:
+            setattr(locked, name, clean[name])
+        locked.save(update_fields=[*changed, "updated_at"])
+        _log(locked, "updated", f"Changed {', '.join(changed)}", actor, changed=changed)
+        publish(locked.organization, "ticket.updated", _payload(locked, changed=changed))
+    return locked
+
+
+def time_entry_add(
+    *, ticket: Ticket, technician: User, minutes: int, billable: bool = True, note: str = "", worked_on: Any = None
+) -> TimeEntry:
+    errors: dict[str, list[str]] = {}
+    if not technician.is_staff:
+        errors["technician"] = ["Only staff log time."]
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60:
+        errors["minutes"] = ["Whole minutes from 1 to 1440."]
+    if len(note or "") > 300:
+        errors["note"] = ["At most 300 characters."]
+    if errors:
+        raise ServiceValidationError(errors)
+    with transaction.atomic():
+        locked = _locked(ticket)
+        entry = TimeEntry.objects.create(
+            organization_id=locked.organization_id,
+            ticket=locked,
+            technician=technician,
+            minutes=minutes,
+            billable=billable,
+            note=note or "",
+            worked_on=worked_on or timezone.localdate(),
+        )
+        publish(locked.organization, "ticket.updated", _payload(locked, changed=["time_entries"], minutes=minutes))
+    return entry
+
+
+def attachment_add(*, ticket: Ticket, upload: Any, comment: Comment | None = None) -> Attachment:
+    """Keep an uploaded file with the ticket (and its comment). Size and type are limited."""
+    content_type = (getattr(upload, "content_type", "") or "").split(";")[0].strip().lower()
+    errors: list[str] = []
+    if upload.size > ATTACHMENT_MAX_BYTES:
+        errors.append(f"{upload.name}: larger than {ATTACHMENT_MAX_BYTES // (1024 * 1024)} MB.")
+    if content_type not in ATTACHMENT_TYPES:
+        errors.append(f"{upload.name}: files of type {content_type or 'unknown'} are not accepted.")
+    if errors:
+        raise ServiceValidationError({"attachments": errors})
+    return Attachment.objects.create(
+        organization_id=ticket.organization_id,
+        ticket=ticket,
+        comment=comment,
+        file=upload,
+        filename=str(upload.name)[-200:],
+        content_type=content_type,
+        size=upload.size,
+    )
+
+
+def ticket_merge(*, ticket: Ticket, into: Ticket, actor: User | None = None) -> Ticket:
+    """Merge a duplicate into another ticket of the same organization: its comments move, it is closed, and its
+    requester is told where the conversation continues."""
+    if ticket.organization_id != into.organization_id:
+        raise ServiceValidationError({"into": ["Tickets can only be merged within one organization."]})
+    if ticket.pk == into.pk:
+        raise ServiceValidationError({"into": ["A ticket cannot be merged into itself."]})
+    now = timezone.now()
+    with transaction.atomic():
+        # Both rows locked in one query, in primary-key order, so two opposite merges cannot deadlock.
+        rows = Ticket.objects.select_for_update().select_related("organization").filter(pk__in=[ticket.pk, into.pk])
+        locked = {row.pk: row for row in rows.order_by("pk")}
+        duplicate, target = locked[ticket.pk], locked[into.pk]
+        if duplicate.merged_into_id is not None or target.merged_into_id is not None:
+            raise ConflictError("One of these tickets was already merged.", field="into")
+        Comment.objects.filter(ticket=duplicate).update(ticket=target)
+        Attachment.objects.filter(ticket=duplicate).update(ticket=target)
+        duplicate.merged_into = target
+        duplicate.status = TicketStatus.CLOSED
+        duplicate.resolved_at = duplicate.resolved_at or now
+        duplicate.closed_at = now
+        clocks_refresh(duplicate, now)
+        duplicate.save(update_fields=["merged_into", "status", "resolved_at", "closed_at", *SLA_FIELDS, "updated_at"])
+        _log(duplicate, "merged", f"Merged into {target.reference}", actor, into=str(target.pk))
+        _log(target, "merged", f"{duplicate.reference} merged into this ticket", actor, merged=str(duplicate.pk))
+        publish(duplicate.organization, "ticket.closed", _payload(duplicate, merged_into=target.pk))
+        if duplicate.requester_email:
+            email_send(
+                to=duplicate.requester_email,
+                template="ticket_merged",
+                organization=duplicate.organization,
+                context={
+                    "reference": duplicate.reference,
+                    "subject": duplicate.subject,
+                    "into_reference": target.reference,
+                    "into_subject": target.subject,
+                    "path": f"/support/tickets/{target.number}/",
+                },
+            )
+    return target
+
+
+def satisfaction_record(*, ticket: Ticket, rating: Any, comment: str = "") -> SatisfactionResponse:
+    """The requester's rating (1 to 5) of a resolved ticket; once per ticket."""
+    if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+        raise ServiceValidationError({"rating": ["Choose a rating from 1 to 5."]})
+    if len(comment or "") > 2000:
+        raise ServiceValidationError({"comment": ["At most 2000 characters."]})
+    if ticket.status not in DONE_STATUSES:
+        raise ConflictError("You can rate a ticket once it is resolved.", field="rating")
+    with transaction.atomic():
+        response, created = SatisfactionResponse.objects.get_or_create(
+            ticket=ticket,
+            defaults={
+                "organization_id": ticket.organization_id,
+                "technician_id": ticket.assignee_id,
+                "rating": rating,
+                "comment": comment or "",
+            },
+        )
+        if not created:
+            raise ConflictError("This ticket has already been rated.", field="rating")
+    return response
+
+
+def tickets_bulk_update(
+    *, tickets: list[Ticket], actor: User | None, assignee: Any = ..., status: str | None = None,
+    priority: str | None = None, add_tags: list[str] | None = None, now: datetime | None = None,
+) -> int:  # fmt: skip
+    """Apply the same change to up to 500 tickets, all or nothing."""
+    if not tickets:
+        raise ServiceValidationError({"ids": ["Name at least one ticket."]})
+    if len(tickets) > BULK_MAX:
+        raise ServiceValidationError({"ids": [f"At most {BULK_MAX} tickets at a time."]})
+    if assignee is ... and status is None and priority is None and not add_tags:
+        raise ServiceValidationError({"detail": ["Say what to change: assignee, status, priority or tags."]})
+    errors: dict[str, list[str]] = {}
+    tags = _clean_list(add_tags, "add_tags", errors)
+    if errors:
+        raise ServiceValidationError(errors)
+    now = now or timezone.now()
+    with transaction.atomic():
+        for ticket in sorted(tickets, key=lambda item: str(item.pk)):
+            if assignee is not ...:
+                ticket_assign(ticket=ticket, assignee=assignee, actor=actor, reason="Bulk change")
+            if status is not None:
+                ticket_set_status(ticket=ticket, status=status, actor=actor, now=now)
+            if priority is not None:
+                ticket_set_priority(ticket=ticket, priority=priority, actor=actor, now=now)
+            if tags:
+                current = Ticket.objects.filter(pk=ticket.pk).values_list("tags", flat=True).get()
+                ticket_update(ticket=ticket, actor=actor, tags=sorted(set(current) | set(tags)))
+        organizations = {ticket.organization_id: ticket.organization for ticket in tickets}
+        for organization in organizations.values():
+            audit_record(
+                action="tickets.bulk_updated",
+                organization=organization,
+                actor=actor,
+                changes={"tickets": [None, str(len([t for t in tickets if t.organization_id == organization.pk]))]},
+            )
+    return len(tickets)

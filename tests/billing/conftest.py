@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,7 @@ def event(
     type_: str, obj: dict[str, Any], *, created: int | None = None, event_id: str | None = None
 ) -> dict[str, Any]:
     return {
-        "id": event_id or f"evt_{type_.replace('.', '_')}_{created or 0}_{id(obj)}",
+        "id": event_id or f"evt_test_{uuid.uuid4().hex}",
         "object": "event",
         "type": type_,
         "created": created if created is not None else int(time.time()),

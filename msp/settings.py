@@ -259,6 +259,7 @@ CELERY_BEAT_SCHEDULE = {
     "tenancy-purge-expired-invitations": {"task": "tenancy.tasks.purge_expired_invitations", "schedule": 3600.0},
     "quotes-expire": {"task": "quotes.tasks.expire_quotes", "schedule": 900.0},
     "billing-retry-stripe-events": {"task": "billing.tasks.retry_stripe_events", "schedule": 30.0},
+    "tickets-check-sla-breaches": {"task": "tickets.tasks.check_sla_breaches", "schedule": 900.0},
 }
 
 # Partner API.

@@ -18,6 +18,7 @@ from tenancy.audit import audit_record
 from tenancy.emails import email_send
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization, User
+from tickets import routing
 from tickets.clocks import SLA_FIELDS, clocks_refresh, pause_close, pause_open, targets_apply
 from tickets.models import (
     DONE_STATUSES,
@@ -27,6 +28,7 @@ from tickets.models import (
     Comment,
     Priority,
     SatisfactionResponse,
+    Technician,
     Ticket,
     TicketActivity,
     TicketCounter,
@@ -129,8 +131,37 @@ def ticket_create(
         clocks_refresh(ticket, now)
         ticket.save()
         _log(ticket, "created", f"Opened via {ticket.get_channel_display()}", actor or requester)
+        if routing.auto_routing_on(ticket):
+            _route(ticket, now)
         publish(organization, "ticket.created", _payload(ticket, subject=ticket.subject, channel=channel))
     return ticket
+
+
+def _route(ticket: Ticket, now: datetime) -> bool:
+    """Assign the locked (or new) ticket by the routing rules, or leave it queued and tell the managers.
+    Returns whether it was assigned."""
+    technician, reason = routing.choose(ticket, now)
+    ticket.routing_reason = reason
+    if technician is None:
+        ticket.save(update_fields=["routing_reason", "updated_at"])
+        _log(ticket, "routing", reason)
+        routing.managers_told_unrouted(ticket, reason)
+        return False
+    Technician.objects.filter(pk=technician.pk).update(last_assigned_at=now)
+    ticket.assignee = technician.user
+    ticket.save(update_fields=["assignee", "routing_reason", "updated_at"])
+    _log(ticket, "routing", reason, assignee=str(technician.user_id))
+    return True
+
+
+def ticket_route(*, ticket: Ticket, now: datetime | None = None) -> Ticket:
+    """Route an unassigned ticket (a no-op for an assigned one)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked(ticket)
+        if locked.assignee_id is None and locked.is_open and _route(locked, now):
+            publish(locked.organization, "ticket.updated", _payload(locked, changed=["assignee"]))
+    return locked
 
 
 def _locked(ticket: Ticket) -> Ticket:
@@ -310,6 +341,8 @@ def ticket_assign(*, ticket: Ticket, assignee: User | None, actor: User | None =
         locked.save(update_fields=["assignee", "routing_reason", "updated_at"])
         who = assignee.email if assignee else "nobody"
         _log(locked, "assigned", f"Assigned to {who}" + (f": {reason}" if reason else ""), actor)
+        if assignee is None and locked.is_open and routing.auto_routing_on(locked):
+            _route(locked, timezone.now())  # unassigned: the routing rules pick again
         publish(locked.organization, "ticket.updated", _payload(locked, changed=["assignee"]))
     return locked
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 import holidays as public_holidays
 from django.utils import timezone
@@ -72,10 +73,18 @@ def targets_apply(ticket: Ticket) -> None:
     ticket.resolution_target = target.resolution
 
 
+@lru_cache(maxsize=512)
+def _calendar(timezone_name: str, hours: tuple[tuple[int, int, int], ...], holidays: tuple[str, ...]) -> sla.Calendar:
+    # Keyed on the calendar's content: building one validates it, and the breach check reads thousands of tickets.
+    return BusinessCalendar(timezone=timezone_name, hours=hours, holidays=list(holidays)).as_calendar()
+
+
 def calendar_of(ticket: Ticket) -> sla.Calendar:
-    if ticket.sla_calendar is None:
-        return sla.Calendar.always(ticket.organization.timezone)
-    return ticket.sla_calendar.as_calendar(always_open=ticket.sla_always_on)
+    row = ticket.sla_calendar
+    if row is None or row.always_open or ticket.sla_always_on:
+        return sla.Calendar.always(row.timezone if row else ticket.organization.timezone)
+    hours = tuple((int(day), int(start), int(end)) for day, start, end in row.hours)
+    return _calendar(row.timezone, hours, tuple(row.holidays))
 
 
 def pauses_of(ticket: Ticket) -> list[sla.Pause]:

@@ -92,33 +92,35 @@ def _escalate(ticket: Ticket, now: datetime, report: CheckReport) -> None:
             _level_2(ticket, label, payload, report)
 
 
-def _check_one(pk: uuid.UUID, now: datetime, report: CheckReport) -> None:
-    ticket = (
+SAVED_FIELDS = [
+    *SLA_FIELDS,
+    "escalation_level",
+    "priority",
+    "sla_policy",
+    "sla_calendar",
+    "sla_always_on",
+    "first_response_target",
+    "resolution_target",
+    "at_risk_ratio",
+    "updated_at",
+]
+
+
+def _check_batch(pks: list[uuid.UUID], now: datetime, report: CheckReport) -> None:
+    """Claim the batch's tickets (skipping any another run holds), act on each, write them back in one UPDATE."""
+    tickets = list(
         Ticket.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("organization", "assignee", "sla_calendar")
-        .filter(pk=pk, sla_next_check_at__lte=now, status__in=OPEN_STATUSES)
-        .first()
+        .filter(pk__in=pks, sla_next_check_at__lte=now, status__in=OPEN_STATUSES)
     )
-    if ticket is None:  # another run has it, or it changed meanwhile
-        return
-    report.checked += 1
-    clocks_refresh(ticket, now)
-    _escalate(ticket, now, report)
-    clocks_refresh(ticket, now)  # the level or the priority may have moved the next check
-    ticket.save(
-        update_fields=[
-            *SLA_FIELDS,
-            "escalation_level",
-            "priority",
-            "sla_policy",
-            "sla_calendar",
-            "sla_always_on",
-            "first_response_target",
-            "resolution_target",
-            "at_risk_ratio",
-            "updated_at",
-        ]
-    )
+    for ticket in tickets:
+        clocks_refresh(ticket, now)
+        _escalate(ticket, now, report)
+        clocks_refresh(ticket, now)  # the level or the priority may have moved the next check
+        ticket.updated_at = now
+    if tickets:
+        Ticket.objects.bulk_update(tickets, SAVED_FIELDS)
+    report.checked += len(tickets)
 
 
 def sla_check(*, now: datetime | None = None, dry_run: bool = False) -> CheckReport:
@@ -132,8 +134,7 @@ def sla_check(*, now: datetime | None = None, dry_run: bool = False) -> CheckRep
     )
     for start in range(0, len(due), BATCH):
         with transaction.atomic():
-            for pk in due[start : start + BATCH]:
-                _check_one(pk, now, report)
+            _check_batch(due[start : start + BATCH], now, report)
             if dry_run:
                 transaction.set_rollback(True)
     return report

@@ -12,6 +12,13 @@ def fan_out(event_id: str) -> None:
 
 
 @shared_task(acks_late=True)
+def fan_out_many(event_ids: list[str]) -> None:
+    """Fan out a batch job's events with one message (each event is still claimed and fanned out once)."""
+    for event_id in event_ids:
+        fan_out(event_id)
+
+
+@shared_task(acks_late=True)
 def run_delivery(delivery_id: int) -> str:
     return services.delivery_run(delivery_id=delivery_id)
 

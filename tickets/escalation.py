@@ -14,14 +14,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
-from events.services import publish
+from events.services import publish_many
+from tenancy.models import Organization
 from tickets import routing, sla
 from tickets.clocks import SLA_FIELDS, clocks_refresh, targets_apply
-from tickets.models import OPEN_STATUSES, ClockState, Ticket, TicketActivity
+from tickets.models import OPEN_STATUSES, ClockState, SlaNotice, Ticket, TicketActivity
 
 BATCH = 500
 CLOCKS = (("first_response", "first response"), ("resolution", "resolution"))
@@ -33,63 +36,103 @@ class CheckReport:
     actions: list[str] = field(default_factory=list)
 
 
-def _log(ticket: Ticket, kind: str, message: str) -> None:
-    TicketActivity.objects.create(organization_id=ticket.organization_id, ticket=ticket, kind=kind, message=message)
+@dataclass
+class Batch:
+    """What one batch will write, gathered so that each kind of row is written in one statement."""
+
+    now: datetime
+    report: CheckReport
+    staff: dict[str, list[str]] = field(default_factory=dict)
+    events: list[tuple[Organization, str, dict[str, object]]] = field(default_factory=list)
+    activity: list[TicketActivity] = field(default_factory=list)
+
+    def staff_in(self, group: str) -> list[str]:
+        if group not in self.staff:
+            self.staff[group] = routing.staff_in(group)
+        return self.staff[group]
+
+    def log(self, ticket: Ticket, message: str) -> None:
+        self.activity.append(TicketActivity(organization_id=ticket.organization_id, ticket=ticket,
+                                            kind="escalation", message=message[:500], created_at=self.now))  # fmt: skip
 
 
 def _target(ticket: Ticket, clock: str) -> timedelta | None:
     return ticket.first_response_target if clock == "first_response" else ticket.resolution_target
 
 
-def _at_risk(ticket: Ticket, clock: str, label: str, payload: dict[str, object], report: CheckReport) -> None:
-    if not routing.notice_once(ticket, f"{clock}_at_risk"):
-        return
-    to = [ticket.assignee.email] if ticket.assignee else routing.staff_in("Manager")
-    due = getattr(ticket, f"{clock}_due")
-    routing.alert(ticket, to=to, headline=f"{label.capitalize()} at risk", detail=f"Due {due:%Y-%m-%d %H:%M %Z}.")
-    publish(ticket.organization, "ticket.sla_at_risk", payload)
-    report.actions.append(f"{ticket.reference}: {label} at risk, told {', '.join(to) or 'nobody'}")
-
-
-def _level_1(ticket: Ticket, label: str, payload: dict[str, object], report: CheckReport) -> None:
-    if not routing.notice_once(ticket, "breach_level_1"):
-        return
-    ticket.escalation_level = 1
-    detail = "Escalated to level 1: managers."
-    routing.alert(ticket, to=routing.staff_in("Manager"), headline=f"{label.capitalize()} breached", detail=detail)
-    publish(ticket.organization, "ticket.sla_breached", {**payload, "level": 1})
-    _log(ticket, "escalation", f"{label.capitalize()} breached: escalated to managers (level 1)")
-    report.actions.append(f"{ticket.reference}: {label} breached, level 1")
-
-
-def _level_2(ticket: Ticket, label: str, payload: dict[str, object], report: CheckReport) -> None:
-    if not routing.notice_once(ticket, "breach_level_2"):
-        return
-    ticket.escalation_level = 2
-    before = ticket.priority
-    ticket.priority = sla.raise_priority(before).value
-    targets_apply(ticket)
-    detail = f"Escalated to level 2: admins; priority raised {before} to {ticket.priority}."
-    routing.alert(ticket, to=routing.staff_in("Admin"), headline=f"{label.capitalize()} still breached", detail=detail)
-    publish(ticket.organization, "ticket.sla_breached", {**payload, "level": 2, "priority": ticket.priority})
-    _log(ticket, "escalation", f"Still breached: {detail}")
-    report.actions.append(f"{ticket.reference}: {label} still breached, level 2, priority {ticket.priority}")
-
-
-def _escalate(ticket: Ticket, now: datetime, report: CheckReport) -> None:
+def _wanted(ticket: Ticket, now: datetime) -> list[tuple[str, str, str]]:
+    """The notices the ticket's clocks call for now: (kind, clock, label). Unique rows decide which are new."""
+    wanted = []
     for clock, label in CLOCKS:
         state = getattr(ticket, f"{clock}_state")
-        payload: dict[str, object] = {"id": ticket.id, "number": ticket.reference, "clock": clock}
         if state == ClockState.AT_RISK:
-            _at_risk(ticket, clock, label, payload, report)
+            wanted.append((f"{clock}_at_risk", clock, label))
         if state != ClockState.BREACHED:
             continue
-        if ticket.escalation_level < 1:
-            _level_1(ticket, label, payload, report)
+        wanted.append(("breach_level_1", clock, label))
         due, target = getattr(ticket, f"{clock}_due"), _target(ticket, clock)
-        half_target_later = due is not None and target is not None and now >= due + target / 2
-        if ticket.escalation_level == 1 and half_target_later:
-            _level_2(ticket, label, payload, report)
+        if due is not None and target is not None and now >= due + target / 2:
+            wanted.append(("breach_level_2", clock, label))
+    return wanted
+
+
+def _record_notices(wanted: list[tuple[Ticket, str]], now: datetime) -> set[tuple[uuid.UUID, str]]:
+    """Insert the notices in one statement; returns those this run created (the others existed already)."""
+    if not wanted:
+        return set()
+    rows = {(ticket.pk, kind): ticket for ticket, kind in wanted}
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+    params: list[Any] = []
+    fields = {field.name: field for field in SlaNotice._meta.fields}
+    created_at = fields["created_at"].get_db_prep_value(now, connection)
+    for (pk, kind), ticket in rows.items():
+        params += [
+            fields["organization"].get_db_prep_value(ticket.organization_id, connection),
+            fields["ticket"].get_db_prep_value(pk, connection),
+            kind,
+            created_at,
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {SlaNotice._meta.db_table} (organization_id, ticket_id, kind, created_at) "  # noqa: S608
+            f"VALUES {values} ON CONFLICT (ticket_id, kind) DO NOTHING RETURNING ticket_id, kind",
+            params,
+        )
+        return {(uuid.UUID(str(ticket_id)), kind) for ticket_id, kind in cursor.fetchall()}
+
+
+def _act(ticket: Ticket, kind: str, clock: str, label: str, batch: Batch) -> bool:
+    """The effects of a notice this run recorded. True when the ticket's level or priority moved."""
+    payload: dict[str, object] = {"id": str(ticket.id), "number": ticket.reference, "clock": clock}
+    headline = label.capitalize()
+    if kind.endswith("_at_risk"):
+        to = [ticket.assignee.email] if ticket.assignee else batch.staff_in("Manager")
+        due = getattr(ticket, f"{clock}_due")
+        routing.alert(ticket, to=to, headline=f"{headline} at risk", detail=f"Due {due:%Y-%m-%d %H:%M %Z}.")
+        batch.events.append((ticket.organization, "ticket.sla_at_risk", payload))
+        batch.report.actions.append(f"{ticket.reference}: {label} at risk, told {', '.join(to) or 'nobody'}")
+        return False
+    if kind == "breach_level_1":
+        ticket.escalation_level = max(ticket.escalation_level, 1)
+        detail = "Escalated to level 1: managers."
+        routing.alert(ticket, to=batch.staff_in("Manager"), headline=f"{headline} breached", detail=detail)
+        batch.events.append((ticket.organization, "ticket.sla_breached", {**payload, "level": 1}))
+        batch.log(ticket, f"{headline} breached: escalated to managers (level 1)")
+        batch.report.actions.append(f"{ticket.reference}: {label} breached, level 1")
+        return True
+    if kind == "breach_level_2":
+        ticket.escalation_level = 2
+        before = ticket.priority
+        ticket.priority = sla.raise_priority(before).value
+        targets_apply(ticket)
+        detail = f"Escalated to level 2: admins; priority raised {before} to {ticket.priority}."
+        routing.alert(ticket, to=batch.staff_in("Admin"), headline=f"{headline} still breached", detail=detail)
+        batch.events.append((ticket.organization, "ticket.sla_breached", {**payload, "level": 2,
+                                                                         "priority": ticket.priority}))  # fmt: skip
+        batch.log(ticket, f"Still breached: {detail}")
+        batch.report.actions.append(f"{ticket.reference}: {label} still breached, level 2, priority {ticket.priority}")
+        return True
+    raise ValueError(f"unknown notice kind {kind!r}")
 
 
 SAVED_FIELDS = [
@@ -106,20 +149,49 @@ SAVED_FIELDS = [
 ]
 
 
+def _write_back(tickets: list[Ticket]) -> None:
+    """One parameterised UPDATE per ticket, sent as a batch (psycopg pipelines ``executemany``): Django's
+    ``bulk_update`` builds a CASE per field and row, which costs more than the rest of the check together."""
+    fields = [field for name in SAVED_FIELDS if isinstance(field := Ticket._meta.get_field(name), Field)]
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)
+    id_field = Ticket._meta.get_field("id")
+    rows = [
+        [field.get_db_prep_save(getattr(ticket, field.attname), connection) for field in fields]
+        + [id_field.get_db_prep_value(ticket.pk, connection)]
+        for ticket in tickets
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {Ticket._meta.db_table} SET {columns} WHERE {quote('id')} = %s", rows)  # noqa: S608
+
+
 def _check_batch(pks: list[uuid.UUID], now: datetime, report: CheckReport) -> None:
-    """Claim the batch's tickets (skipping any another run holds), act on each, write them back in one UPDATE."""
+    """Claim the batch's tickets (skipping any another run holds), re-read their clocks, record the notices they
+    call for in one INSERT, act on the new ones, and write tickets, events and activity back in one statement each."""
     tickets = list(
         Ticket.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("organization", "assignee", "sla_calendar")
         .filter(pk__in=pks, sla_next_check_at__lte=now, status__in=OPEN_STATUSES)
     )
+    batch = Batch(now=now, report=report)
+    plans: list[tuple[Ticket, list[tuple[str, str, str]]]] = []
     for ticket in tickets:
         clocks_refresh(ticket, now)
-        _escalate(ticket, now, report)
-        clocks_refresh(ticket, now)  # the level or the priority may have moved the next check
+        plans.append((ticket, _wanted(ticket, now)))
+    created = _record_notices([(ticket, kind) for ticket, wanted in plans for kind, _, _ in wanted], now)
+    for ticket, wanted in plans:
+        moved = False
+        for kind, clock, label in wanted:
+            if (ticket.pk, kind) in created:
+                created.discard((ticket.pk, kind))  # once per ticket and kind, even if both clocks call for it
+                moved = _act(ticket, kind, clock, label, batch) or moved
+        if moved:
+            clocks_refresh(ticket, now)  # the level or the priority moved the next check
         ticket.updated_at = now
     if tickets:
-        Ticket.objects.bulk_update(tickets, SAVED_FIELDS)
+        _write_back(tickets)
+        TicketActivity.objects.bulk_create(batch.activity)
+        publish_many(batch.events)
     report.checked += len(tickets)
 
 

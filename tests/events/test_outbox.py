@@ -155,3 +155,18 @@ def test_admin_retry_now_requeues_failed_deliveries_after_commit(acme, django_ca
     assert callbacks  # the enqueue waited for the commit
     flaky.refresh_from_db()
     assert flaky.state == DeliveryState.DONE
+
+
+def test_publish_many_writes_in_one_insert_and_fans_out_after_commit(
+    acme, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    from events.services import publish_many
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, django_assert_num_queries(1):
+        events = publish_many([(acme, "ticket.sla_at_risk", {"n": n}) for n in range(3)])  # one INSERT
+    assert len(events) == 3 and len(callbacks) == 1
+    assert calls == []
+    callbacks[0]()  # one broker message fans out all three
+    assert calls == [("recorder", "ticket.sla_at_risk")] * 3
+    assert not Event.objects.filter(pk__in=[event.pk for event in events], fanned_out_at__isnull=True).exists()
+    assert publish_many([]) == []

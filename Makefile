@@ -26,7 +26,8 @@ DEPLOY_CHECK_ENV := KEEL_ENV=production DEBUG=false \
 	SECRET_KEY=dummy-Yq7tVb3Kx9LmR2wNc8HfJp4ZsD6gUe1TaQo5WiXy0BnMvCkErGhIjOlPu \
 	ALLOWED_HOSTS=keel.example.com SITE_URL=https://keel.example.com \
 	EMAIL_PROVIDER=sendgrid SENDGRID_API_KEY=dummy \
-	STRIPE_SECRET_KEY=sk_test_dummy STRIPE_WEBHOOK_SECRET=whsec_dummy
+	STRIPE_SECRET_KEY=sk_test_dummy STRIPE_WEBHOOK_SECRET=whsec_dummy \
+	ANYMAIL_WEBHOOK_SECRET=inbound:dummy
 
 .PHONY: help install run test lint fmt bench var-dirs
 

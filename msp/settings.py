@@ -42,6 +42,12 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", "" if STRIPE_PROVIDER == "s
 STRIPE_WEBHOOK_TOLERANCE = env("STRIPE_WEBHOOK_TOLERANCE", 300, int)
 STRIPE_API_VERSION = env("STRIPE_API_VERSION", "")
 PROVIDER_SETTINGS = {"EMAIL_PROVIDER": EMAIL_PROVIDER, "STRIPE_PROVIDER": STRIPE_PROVIDER}
+# Inbound mail (SendGrid Inbound Parse to /anymail/sendgrid/inbound/) must carry these basic-auth credentials,
+# "user:password", as https://user:password@host/anymail/sendgrid/inbound/.
+_DEV_INBOUND_SECRET = "keel:inbound-dev-secret"  # noqa: S105 - development only; production requires its own
+ANYMAIL_WEBHOOK_SECRET = env("ANYMAIL_WEBHOOK_SECRET", "" if PRODUCTION else _DEV_INBOUND_SECRET)
+if ANYMAIL_WEBHOOK_SECRET and ":" not in ANYMAIL_WEBHOOK_SECRET:
+    raise ImproperlyConfigured("ANYMAIL_WEBHOOK_SECRET must be user:password")
 
 if PRODUCTION:
     if not SECRET_KEY:
@@ -51,7 +57,7 @@ if PRODUCTION:
     _sandboxed = sorted(name for name, value in PROVIDER_SETTINGS.items() if value == "sandbox")
     if _sandboxed:
         raise ImproperlyConfigured(f"sandbox providers are not allowed in production: {', '.join(_sandboxed)}")
-    for _required in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+    for _required in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "ANYMAIL_WEBHOOK_SECRET"):
         if not globals()[_required]:
             raise ImproperlyConfigured(f"{_required} is required when KEEL_ENV=production")
 
@@ -221,7 +227,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Email through django-anymail. The sandbox writes each message to EMAIL_FILE_PATH instead of sending it.
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Keel <support@keel.test>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-ANYMAIL = {"SENDGRID_API_KEY": env("SENDGRID_API_KEY", "")}
+ANYMAIL = {"SENDGRID_API_KEY": env("SENDGRID_API_KEY", ""), "WEBHOOK_SECRET": ANYMAIL_WEBHOOK_SECRET}
+# Inbound mail from an address Keel cannot place: "reject" (a polite automatic reply; nothing is kept) or "queue"
+# (kept for staff as a queued email).
+SUPPORT_INBOUND_UNKNOWN_SENDER = env("SUPPORT_INBOUND_UNKNOWN_SENDER", "reject")
+if SUPPORT_INBOUND_UNKNOWN_SENDER not in {"reject", "queue"}:
+    raise ImproperlyConfigured("SUPPORT_INBOUND_UNKNOWN_SENDER must be reject or queue")
 if EMAIL_PROVIDER == "sendgrid":
     EMAIL_BACKEND = "anymail.backends.sendgrid.EmailBackend"
 else:

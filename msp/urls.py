@@ -5,6 +5,7 @@ from django_otp.admin import OTPAdminSite
 
 from billing.views import stripe_webhook
 from msp.health import health
+from tickets.inbound import SendGridInboundView  # importing it also connects the inbound-mail receiver
 
 # Staff admin requires a verified one-time-password device.
 admin.site.__class__ = OTPAdminSite
@@ -12,12 +13,17 @@ admin.site.site_header = "Keel staff"
 admin.site.site_title = "Keel staff"
 admin.site.index_title = "Operations"
 
+# anymail's webhooks, under its URL names, limited to the one Keel uses: the rest of anymail.urls would expose two
+# dozen providers' endpoints, most of which answer 500 without their own configuration.
+anymail_urls = ([path("sendgrid/inbound/", SendGridInboundView.as_view(), name="sendgrid_inbound_webhook")], "anymail")
+
 urlpatterns = [
     re_path(r"^health/?$", health, name="health"),
     path("admin/", admin.site.urls),
     path("api/", include("msp.api_urls")),
     re_path(r"^webhooks/stripe/?$", stripe_webhook, name="stripe-webhook"),
     path("sandbox/stripe/", include("billing.urls")),
+    path("anymail/", include(anymail_urls)),
     path("", include("portal.urls")),
 ]
 

@@ -20,6 +20,7 @@ GOOD = {
     "SENDGRID_API_KEY": "dummy",
     "STRIPE_SECRET_KEY": "sk_test_dummy",
     "STRIPE_WEBHOOK_SECRET": "whsec_dummy",
+    "ANYMAIL_WEBHOOK_SECRET": "inbound:dummy",
     "DJANGO_SETTINGS_MODULE": "msp.settings",
 }
 
@@ -54,6 +55,9 @@ def test_production_settings_load_when_safe():
         ({"STRIPE_PROVIDER": "sandbox"}, "sandbox providers are not allowed in production: STRIPE_PROVIDER"),
         ({"STRIPE_SECRET_KEY": None}, "STRIPE_SECRET_KEY is required"),
         ({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET is required"),
+        ({"ANYMAIL_WEBHOOK_SECRET": None}, "ANYMAIL_WEBHOOK_SECRET is required"),
+        ({"ANYMAIL_WEBHOOK_SECRET": "no-colon"}, "ANYMAIL_WEBHOOK_SECRET must be user:password"),
+        ({"SUPPORT_INBOUND_UNKNOWN_SENDER": "bounce"}, "SUPPORT_INBOUND_UNKNOWN_SENDER must be reject or queue"),
     ],
 )
 def test_production_settings_refuse_unsafe_configuration(overrides, message):

@@ -4,7 +4,7 @@ according to the access level it declares (``portal.access``)."""
 from django.urls import path
 from django.views.generic import RedirectView
 
-from portal.views import account, auth, billing, dashboard, invite, organization, plans, public, qualify
+from portal.views import account, auth, billing, dashboard, invite, organization, plans, public, qualify, support
 
 app_name = "portal"
 
@@ -42,6 +42,15 @@ urlpatterns = [
     path("billing/plan/", billing.billing_change_plan, name="billing_change_plan"),
     path("billing/cancel/", billing.billing_cancel, name="billing_cancel"),
     path("billing/resume/", billing.billing_resume, name="billing_resume"),
+    # Support
+    path("support/", support.support, name="support"),
+    path("support/new/", support.support_new, name="support_new"),
+    path("support/tickets/<int:number>/", support.support_ticket, name="support_ticket"),
+    path("support/tickets/<int:number>/reply/", support.support_reply, name="support_reply"),
+    path("support/tickets/<int:number>/status/", support.support_status, name="support_status"),
+    path("support/tickets/<int:number>/rate/", support.support_rate, name="support_rate"),
+    path("support/attachments/<int:attachment_id>/", support.support_attachment, name="support_attachment"),
+    path("support/performance/", support.support_performance, name="support_performance"),
     path("settings/", RedirectView.as_view(pattern_name="portal:settings_profile"), name="settings"),
     path("settings/profile/", account.profile, name="settings_profile"),
     path("settings/password/", account.password, name="settings_password"),

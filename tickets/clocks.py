@@ -111,8 +111,10 @@ def readings(ticket: Ticket, now: datetime) -> tuple[sla.ClockReading | None, sl
     first = resolution = None
     if ticket.first_response_target is not None:
         # Waiting on the customer does not pause the first response: only a public staff reply stops it.
+        # Resolving a ticket nobody replied to publicly answers it too: the first-response clock stops there.
+        answered = ticket.first_responded_at or (ticket.resolved_at if ticket.status in DONE_STATUSES else None)
         first = sla.clock_evaluate(calendar, ticket.sla_started_at, ticket.first_response_target, (), now,
-                                   stopped_at=ticket.first_responded_at, at_risk_ratio=ratio)  # fmt: skip
+                                   stopped_at=answered, at_risk_ratio=ratio)  # fmt: skip
     if ticket.resolution_target is not None:
         stopped = ticket.resolved_at if ticket.status in DONE_STATUSES else None
         resolution = sla.clock_evaluate(calendar, ticket.sla_started_at, ticket.resolution_target, pauses_of(ticket),

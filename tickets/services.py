@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -264,6 +265,8 @@ def comment_add(
     now = now or timezone.now()
     with transaction.atomic():
         locked = _locked(ticket)
+        if locked.merged_into_id is not None:
+            raise ConflictError("This ticket was merged into another; reply there.", field="body")
         comment = Comment.objects.create(
             organization_id=locked.organization_id,
             ticket=locked,
@@ -405,7 +408,7 @@ def time_entry_add(
             minutes=minutes,
             billable=billable,
             note=note or "",
-            worked_on=worked_on or timezone.localdate(),
+            worked_on=worked_on or timezone.localdate(timezone=ZoneInfo(locked.organization.timezone)),
         )
         publish(locked.organization, "ticket.updated", _payload(locked, changed=["time_entries"], minutes=minutes))
     return entry
@@ -414,6 +417,8 @@ def time_entry_add(
 def attachment_add(*, ticket: Ticket, upload: Any, comment: Comment | None = None) -> Attachment:
     """Keep an uploaded file with the ticket (and its comment). Size and type are limited."""
     content_type = (getattr(upload, "content_type", "") or "").split(";")[0].strip().lower()
+    if comment is not None and comment.ticket_id != ticket.pk:
+        raise ServiceValidationError({"comment": ["That comment is on another ticket."]})
     errors: list[str] = []
     if upload.size > ATTACHMENT_MAX_BYTES:
         errors.append(f"{upload.name}: larger than {ATTACHMENT_MAX_BYTES // (1024 * 1024)} MB.")
@@ -522,7 +527,7 @@ def tickets_bulk_update(
             if priority is not None:
                 ticket_set_priority(ticket=ticket, priority=priority, actor=actor, now=now)
             if tags:
-                current = Ticket.objects.filter(pk=ticket.pk).values_list("tags", flat=True).get()
+                current = Ticket.objects.select_for_update().filter(pk=ticket.pk).values_list("tags", flat=True).get()
                 ticket_update(ticket=ticket, actor=actor, tags=sorted(set(current) | set(tags)))
         organizations = {ticket.organization_id: ticket.organization for ticket in tickets}
         for organization in organizations.values():

@@ -1,0 +1,641 @@
+"""The customer's Support area: the organization's tickets with their SLA clocks, opening a ticket, the
+conversation (replies with attachments), resolving and reopening, the satisfaction survey, attachment downloads
+and, for managers, the organization's SLA performance.
+
+Every member of the organization may use these pages (performance: owners and admins). Tickets are looked up within
+the current organization by their per-organization number, so another organization's ticket is 404. Internal notes,
+and files attached to them, never reach these pages.
+
+SLA clocks are read live (``tickets.clocks.readings``) rather than from the fields the breach check stores, so the
+badge is right between two runs of the check. Times are shown in the organization's time zone (the middleware
+activates it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.core.paginator import Paginator
+from django.db import connection, transaction
+from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.formats import date_format
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from portal import nav
+from portal.access import MemberRequest, require_manager
+from portal.forms import add_service_error, service_error_messages, service_error_status
+from tenancy.errors import ConflictError
+from tenancy.models import Organization
+from tickets.clocks import readings
+from tickets.models import (
+    DONE_STATUSES,
+    OPEN_STATUSES,
+    Attachment,
+    Channel,
+    ClockState,
+    Comment,
+    Priority,
+    SatisfactionResponse,
+    Ticket,
+    TicketStatus,
+)
+from tickets.services import (
+    ATTACHMENT_MAX_BYTES,
+    ATTACHMENT_TYPES,
+    MAX_BODY,
+    attachment_add,
+    comment_add,
+    satisfaction_record,
+    ticket_create,
+    ticket_set_status,
+)
+
+nav.register("Support", "portal:support", order=30)
+
+PAGE_SIZE = 25
+MAX_FILES = 10
+PERFORMANCE_WINDOWS = (30, 90)
+SERVICE_ERRORS = (ValidationError, ConflictError)
+
+# The list's filters: name -> statuses shown.
+FILTERS: dict[str, frozenset[str] | None] = {"open": OPEN_STATUSES, "closed": DONE_STATUSES, "all": None}
+
+# What a customer may do with the status of their ticket.
+CUSTOMER_STATUSES = {TicketStatus.RESOLVED: "marked as resolved", TicketStatus.OPEN: "open again"}
+
+PRIORITY_CHOICES = [
+    (Priority.P1, "Critical: the business is stopped, e.g. a system everyone needs is down"),
+    (Priority.P2, "High: many people are affected or an important task cannot be done"),
+    (Priority.P3, "Medium: one person is affected, or there is a workaround"),
+    (Priority.P4, "Low: a question, a request or a minor annoyance"),
+]
+CATEGORY_SUGGESTIONS = (
+    "Accounts and access",
+    "Email",
+    "Hardware",
+    "Network and internet",
+    "Printing",
+    "Security",
+    "Software",
+    "Other",
+)
+
+# Badge colours (classes of static/css/keel.css) per clock state.
+BADGE_CLASSES = {
+    ClockState.OK: "tag-ok",
+    ClockState.AT_RISK: "tag-warn",
+    ClockState.BREACHED: "tag-danger",
+    ClockState.PAUSED: "tag-paused",
+    ClockState.MET: "tag-ok",
+}
+
+
+# -- forms ----------------------------------------------------------------------------------------------------------
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one input (Django's documented recipe); cleans to a list, empty when none was chosen."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "widget", MultipleFileInput(attrs={"accept": ",".join(sorted(ATTACHMENT_TYPES)), "multiple": True})
+        )
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+        single_clean = super().clean
+        items = data if isinstance(data, list | tuple) else [data]
+        files = [cleaned for cleaned in (single_clean(item, initial) for item in items) if cleaned]
+        if len(files) > MAX_FILES:
+            raise ValidationError(f"Attach at most {MAX_FILES} files at a time.")
+        return files
+
+
+ATTACHMENT_HELP = (
+    f"Optional. Up to {MAX_FILES} files of at most {ATTACHMENT_MAX_BYTES // (1024 * 1024)} MB each: "
+    "images, PDF, text, CSV, ZIP, Word, Excel or saved emails."
+)
+
+
+class TicketForm(forms.Form):
+    subject = forms.CharField(max_length=200, help_text="A few words, e.g. “Cannot print from the front desk”.")
+    description = forms.CharField(
+        label="What is happening?",
+        max_length=MAX_BODY,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text="What you expected, what happened instead, and since when.",
+    )
+    priority = forms.ChoiceField(
+        label="How urgent is it?", choices=PRIORITY_CHOICES, initial=Priority.P3, widget=forms.RadioSelect
+    )
+    category = forms.CharField(
+        label="Category",
+        max_length=60,
+        required=False,
+        help_text="Optional.",
+        widget=forms.TextInput(attrs={"list": "support-categories", "autocomplete": "off"}),
+    )
+    attachments = MultipleFileField(label="Attachments", required=False, help_text=ATTACHMENT_HELP)
+
+
+class ReplyForm(forms.Form):
+    body = forms.CharField(label="Your reply", max_length=MAX_BODY, widget=forms.Textarea(attrs={"rows": 5}))
+    attachments = MultipleFileField(label="Attachments", required=False, help_text=ATTACHMENT_HELP)
+
+
+class RatingForm(forms.Form):
+    rating = forms.TypedChoiceField(
+        label="Your rating",
+        coerce=int,
+        choices=[(5, "5 Excellent"), (4, "4 Good"), (3, "3 Fair"), (2, "2 Poor"), (1, "1 Very poor")],
+        widget=forms.RadioSelect,
+    )
+    comment = forms.CharField(
+        label="Anything you would like to tell us?",
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+# -- SLA clocks as the customer sees them ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clock:
+    name: str
+    state: str
+    due: datetime | None
+    remaining: timedelta
+
+    @property
+    def label(self) -> str:
+        return str(ClockState(self.state).label)
+
+    @property
+    def badge_class(self) -> str:
+        return BADGE_CLASSES[ClockState(self.state)]
+
+
+@dataclass(frozen=True)
+class SlaView:
+    first_response: Clock | None
+    resolution: Clock | None
+    # The clock the badge shows: the first response until it is given, then the resolution.
+    headline: Clock | None
+    remaining_text: str
+
+
+def _duration_text(value: timedelta) -> str:
+    minutes = round(abs(value.total_seconds()) / 60)
+    if minutes < 1:
+        return "less than a minute"
+    hours, minutes = divmod(minutes, 60)
+    parts = []
+    if hours:
+        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
+    if minutes:
+        parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
+    return " ".join(parts)
+
+
+def _remaining_text(ticket: Ticket, clock: Clock | None) -> str:
+    if clock is None:
+        return ""
+    if clock.state == ClockState.MET:
+        return "Met in time."
+    if clock.state == ClockState.PAUSED:
+        if ticket.status == TicketStatus.PENDING_CUSTOMER:
+            return "Paused while we wait for your reply."
+        return "Paused while the ticket is on hold."
+    if clock.state == ClockState.BREACHED:
+        if ticket.status in DONE_STATUSES:
+            return "Missed the target."
+        return f"Overdue by {_duration_text(clock.remaining)} of business time."
+    return f"{_duration_text(clock.remaining)} of business time left."
+
+
+def sla_view(ticket: Ticket, now: datetime) -> SlaView:
+    """The ticket's clocks at ``now``. Needs ``ticket.sla_calendar`` and ``ticket.organization`` loaded."""
+    first_reading, resolution_reading = readings(ticket, now)
+    first = resolution = None
+    # A ticket resolved without a public reply has a first-response clock that was never stopped: leave it out.
+    if first_reading is not None and not (ticket.status in DONE_STATUSES and ticket.first_responded_at is None):
+        first = Clock("First response", first_reading.state.value, first_reading.due, first_reading.remaining)
+    if resolution_reading is not None:
+        resolution = Clock(
+            "Resolution", resolution_reading.state.value, resolution_reading.due, resolution_reading.remaining
+        )
+    waiting_for_reply = ticket.first_responded_at is None and ticket.status not in DONE_STATUSES
+    headline = first if waiting_for_reply and first is not None else resolution
+    return SlaView(first, resolution, headline, _remaining_text(ticket, headline))
+
+
+# -- lookups --------------------------------------------------------------------------------------------------------
+
+
+def _org(request: MemberRequest) -> Organization:
+    return request.organization
+
+
+def _tickets(request: MemberRequest) -> QuerySet[Ticket]:
+    return Ticket.objects.for_org(_org(request))
+
+
+def _ticket_or_404(request: MemberRequest, number: int) -> Ticket:
+    ticket = (
+        _tickets(request)
+        .select_related("requester", "assignee", "sla_calendar", "merged_into", "satisfaction")
+        .filter(number=number)
+        .first()
+    )
+    if ticket is None:
+        raise Http404("No such ticket.")
+    # Already loaded by the middleware; the clocks read its time zone.
+    ticket.organization = _org(request)
+    return ticket
+
+
+def _satisfaction(ticket: Ticket) -> SatisfactionResponse | None:
+    try:
+        return ticket.satisfaction
+    except SatisfactionResponse.DoesNotExist:
+        return None
+
+
+def _ticket_url(ticket: Ticket) -> str:
+    return reverse("portal:support_ticket", args=[ticket.number])
+
+
+def _public_attachments(organization: Organization) -> QuerySet[Attachment]:
+    """Attachments a customer may see: on the ticket itself or on a public reply, never on an internal note."""
+    return (
+        Attachment.objects.for_org(organization)
+        .filter(ticket__organization=organization)
+        .filter(Q(comment__isnull=True) | Q(comment__internal=False))
+    )
+
+
+def _attach(ticket: Ticket, uploads: Iterable[UploadedFile], comment: Comment | None = None) -> list[Attachment]:
+    stored: list[Attachment] = []
+    try:
+        for upload in uploads:
+            stored.append(attachment_add(ticket=ticket, upload=upload, comment=comment))
+    except Exception:
+        # The rows roll back with the caller's transaction; the files already written would stay behind.
+        for attachment in stored:
+            attachment.file.delete(save=False)
+        raise
+    return stored
+
+
+# -- the list -------------------------------------------------------------------------------------------------------
+
+
+@require_safe
+def support(request: MemberRequest) -> HttpResponse:
+    show = request.GET.get("status", "open")
+    if show not in FILTERS:
+        show = "open"
+    tickets = _tickets(request).select_related("requester", "sla_calendar").order_by("-updated_at", "-number")
+    statuses = FILTERS[show]
+    if statuses is not None:
+        tickets = tickets.filter(status__in=statuses)
+    # Queries: the count, then one page of tickets with their requester and calendar.
+    page = Paginator(tickets, PAGE_SIZE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    rows = []
+    for ticket in page.object_list:
+        ticket.organization = _org(request)
+        rows.append((ticket, sla_view(ticket, now)))
+    context = {"page": page, "rows": rows, "show": show, "filters": list(FILTERS)}
+    return render(request, "portal/support/list.html", context)
+
+
+# -- opening a ticket -----------------------------------------------------------------------------------------------
+
+
+def _new_context(form: TicketForm) -> dict[str, Any]:
+    return {"form": form, "categories": CATEGORY_SUGGESTIONS}
+
+
+@require_http_methods(["GET", "POST"])
+def support_new(request: MemberRequest) -> HttpResponse:
+    if request.method == "GET":
+        return render(request, "portal/support/new.html", _new_context(TicketForm()))
+    form = TicketForm(request.POST, request.FILES)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            # One transaction: a refused attachment leaves no ticket behind (and uses no ticket number).
+            with transaction.atomic():
+                ticket = ticket_create(
+                    organization=_org(request),
+                    subject=data["subject"],
+                    description=data["description"],
+                    priority=data["priority"],
+                    category=data["category"],
+                    requester=request.user,
+                    channel=Channel.PORTAL,
+                    actor=request.user,
+                )
+                _attach(ticket, data["attachments"])
+        except SERVICE_ERRORS as exc:
+            add_service_error(form, exc)
+            return render(request, "portal/support/new.html", _new_context(form), status=service_error_status(exc))
+        message = f"Ticket {ticket.reference} is open."
+        if ticket.first_response_due is not None:
+            due = date_format(timezone.localtime(ticket.first_response_due), "D j M, H:i")
+            message += f" We will respond by {due}."
+        messages.success(request, message)
+        return HttpResponseRedirect(_ticket_url(ticket))
+    return render(request, "portal/support/new.html", _new_context(form), status=400)
+
+
+# -- one ticket -----------------------------------------------------------------------------------------------------
+
+
+def _conversation(request: MemberRequest, ticket: Ticket) -> tuple[list[Comment], list[Attachment]]:
+    """Public comments oldest first, each with ``public_attachments``; and the files attached to the ticket itself."""
+    org = _org(request)
+    # Query 1: the public comments with their authors.
+    comments = list(
+        Comment.objects.for_org(org)
+        .filter(ticket=ticket, internal=False)
+        .select_related("author")
+        .order_by("created_at", "id")
+    )
+    # Query 2: every attachment a customer may see on this ticket, grouped here by comment.
+    by_comment: dict[int | None, list[Attachment]] = defaultdict(list)
+    for attachment in _public_attachments(org).filter(ticket=ticket).order_by("created_at", "id"):
+        by_comment[attachment.comment_id].append(attachment)
+    for comment in comments:
+        comment.public_attachments = by_comment.get(comment.pk, [])
+    return comments, by_comment.get(None, [])
+
+
+def _render_ticket(
+    request: MemberRequest,
+    ticket: Ticket,
+    *,
+    reply_form: ReplyForm | None = None,
+    rating_form: RatingForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    sla = sla_view(ticket, timezone.now())
+    if getattr(request, "htmx", False):
+        # The SLA block refreshing itself (every 60 s).
+        response = render(request, "portal/support/_sla.html", {"ticket": ticket, "sla": sla})
+    else:
+        comments, ticket_attachments = _conversation(request, ticket)
+        satisfaction = _satisfaction(ticket)
+        done = ticket.status in DONE_STATUSES
+        merged = ticket.merged_into_id is not None
+        context = {
+            "ticket": ticket,
+            "sla": sla,
+            "comments": comments,
+            "ticket_attachments": ticket_attachments,
+            "satisfaction": satisfaction,
+            "merged": merged,
+            "reply_form": None if merged else reply_form or ReplyForm(),
+            "rating_form": (rating_form or RatingForm()) if done and satisfaction is None and not merged else None,
+            "can_resolve": not done and not merged,
+            "can_reopen": done and not merged,
+        }
+        response = render(request, "portal/support/ticket.html", context, status=status)
+    # The same address answers with the page or, to htmx, with the SLA block alone.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@require_safe
+def support_ticket(request: MemberRequest, number: int) -> HttpResponse:
+    return _render_ticket(request, _ticket_or_404(request, number))
+
+
+def _refuse(request: MemberRequest, ticket: Ticket, exc: Exception) -> HttpResponseRedirect:
+    for message in service_error_messages(exc):
+        messages.error(request, message)
+    return HttpResponseRedirect(_ticket_url(ticket))
+
+
+@require_POST
+def support_reply(request: MemberRequest, number: int) -> HttpResponse:
+    ticket = _ticket_or_404(request, number)
+    if ticket.merged_into is not None:
+        messages.error(request, f"This ticket was merged into {ticket.merged_into.reference}; reply there.")
+        return HttpResponseRedirect(_ticket_url(ticket.merged_into))
+    form = ReplyForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _render_ticket(request, ticket, reply_form=form, status=400)
+    try:
+        with transaction.atomic():
+            comment = comment_add(
+                ticket=ticket,
+                body=form.cleaned_data["body"],
+                author=request.user,
+                by_staff=False,
+                channel=Channel.PORTAL,
+            )
+            _attach(ticket, form.cleaned_data["attachments"], comment)
+    except SERVICE_ERRORS as exc:
+        add_service_error(form, exc)
+        return _render_ticket(request, ticket, reply_form=form, status=service_error_status(exc))
+    messages.success(request, "Your reply was added.")
+    return HttpResponseRedirect(_ticket_url(ticket) + "#latest")
+
+
+@require_POST
+def support_status(request: MemberRequest, number: int) -> HttpResponse:
+    ticket = _ticket_or_404(request, number)
+    wanted = request.POST.get("status", "")
+    if wanted not in CUSTOMER_STATUSES:
+        messages.error(request, "You can mark a ticket as resolved or reopen it.")
+        return _render_ticket(request, ticket, status=400)
+    try:
+        ticket_set_status(ticket=ticket, status=wanted, actor=request.user)
+    except SERVICE_ERRORS as exc:
+        return _refuse(request, ticket, exc)
+    messages.success(request, f"{ticket.reference} is {CUSTOMER_STATUSES[TicketStatus(wanted)]}.")
+    return HttpResponseRedirect(_ticket_url(ticket))
+
+
+@require_POST
+def support_rate(request: MemberRequest, number: int) -> HttpResponse:
+    ticket = _ticket_or_404(request, number)
+    form = RatingForm(request.POST)
+    if not form.is_valid():
+        if ticket.status not in DONE_STATUSES or _satisfaction(ticket) is not None:
+            # No survey on the page to show the errors beside: say it at the top.
+            return _refuse(request, ticket, ValidationError("Choose a rating from 1 to 5."))
+        return _render_ticket(request, ticket, rating_form=form, status=400)
+    try:
+        satisfaction_record(ticket=ticket, rating=form.cleaned_data["rating"], comment=form.cleaned_data["comment"])
+    except SERVICE_ERRORS as exc:
+        return _refuse(request, ticket, exc)
+    messages.success(request, "Thank you for your feedback.")
+    return HttpResponseRedirect(_ticket_url(ticket))
+
+
+@require_safe
+def support_attachment(request: MemberRequest, attachment_id: int) -> FileResponse:
+    attachment = _public_attachments(_org(request)).filter(pk=attachment_id).first()
+    if attachment is None:
+        raise Http404("No such file.")
+    try:
+        handle = attachment.file.open("rb")
+    except FileNotFoundError as missing:
+        raise Http404("The file is no longer available.") from missing
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=attachment.filename,
+        content_type=attachment.content_type or "application/octet-stream",
+    )
+    add_never_cache_headers(response)
+    response["Cache-Control"] += ", no-store"
+    return response
+
+
+# -- performance ----------------------------------------------------------------------------------------------------
+
+
+class Median(Aggregate):
+    """PostgreSQL's continuous median (``percentile_cont(0.5)``) of a duration."""
+
+    function = "PERCENTILE_CONT"
+    name = "Median"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = DurationField()
+
+
+@dataclass(frozen=True)
+class Performance:
+    label: str
+    tickets: int
+    first_response_met: int
+    first_response_breached: int
+    resolution_met: int
+    resolution_breached: int
+    median_first_response: timedelta | None
+
+    @staticmethod
+    def _percent(met: int, breached: int) -> float | None:
+        return round(100 * met / (met + breached), 1) if met + breached else None
+
+    @property
+    def first_response_compliance(self) -> float | None:
+        return self._percent(self.first_response_met, self.first_response_breached)
+
+    @property
+    def resolution_compliance(self) -> float | None:
+        return self._percent(self.resolution_met, self.resolution_breached)
+
+    @property
+    def median_first_response_text(self) -> str:
+        return _duration_text(self.median_first_response) if self.median_first_response is not None else ""
+
+
+RESPONSE_TIME = ExpressionWrapper(F("first_responded_at") - F("created_at"), output_field=DurationField())
+
+
+def _measures(within: Q) -> dict[str, Any]:
+    responded = within & Q(first_responded_at__isnull=False)
+    measures: dict[str, Any] = {
+        "tickets": Count("pk", filter=within),
+        "first_response_met": Count("pk", filter=within & Q(first_response_state=ClockState.MET)),
+        "first_response_breached": Count("pk", filter=within & Q(first_response_state=ClockState.BREACHED)),
+        "resolution_met": Count("pk", filter=within & Q(resolution_state=ClockState.MET)),
+        "resolution_breached": Count("pk", filter=within & Q(resolution_state=ClockState.BREACHED)),
+    }
+    if connection.vendor == "postgresql":
+        measures["median_first_response"] = Median(RESPONSE_TIME, filter=responded)
+    return measures
+
+
+def _median(values: list[timedelta]) -> timedelta:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _python_medians(rows: Sequence[tuple[str, datetime, datetime]], key: Any) -> dict[Any, timedelta]:
+    # Databases without percentile_cont (SQLite, for `make run`): the response times of the window, in Python.
+    groups: dict[Any, list[timedelta]] = defaultdict(list)
+    for priority, created, responded in rows:
+        for group in key(priority, created):
+            groups[group].append(responded - created)
+    return {group: _median(times) for group, times in groups.items()}
+
+
+def support_performance_stats(
+    organization: Organization, *, now: datetime, windows: Sequence[int] = PERFORMANCE_WINDOWS
+) -> tuple[list[Performance], list[Performance]]:
+    """The organization's SLA performance over the tickets opened in each of the last ``windows`` days, and per
+    priority over the longest window. Compliance is met / (met + breached) of the stored clock states (clocks
+    still running count once they breach); the response time is wall-clock time from opening to the first public
+    staff reply. Two queries (three without PostgreSQL), whatever the number of tickets."""
+    longest = max(windows)
+    tickets = Ticket.objects.for_org(organization).filter(
+        merged_into__isnull=True, created_at__gte=now - timedelta(days=longest)
+    )
+    since = {days: now - timedelta(days=days) for days in windows}
+    # Query 1: every measure of every window at once.
+    aggregates: dict[str, Any] = {}
+    for days in windows:
+        for name, measure in _measures(Q(created_at__gte=since[days])).items():
+            aggregates[f"{name}_{days}"] = measure
+    totals = tickets.aggregate(**aggregates)
+    # Query 2: the longest window per priority.
+    per_priority = {
+        row["priority"]: row for row in tickets.values("priority").annotate(**_measures(Q())).order_by("priority")
+    }
+    medians: dict[Any, timedelta] = {}
+    if connection.vendor != "postgresql":
+        rows = list(
+            tickets.filter(first_responded_at__isnull=False).values_list("priority", "created_at", "first_responded_at")
+        )
+        medians = _python_medians(
+            rows, lambda priority, created: [priority, *(days for days in windows if created >= since[days])]
+        )
+
+    def performance(label: str, values: dict[str, Any], suffix: str, group: Any) -> Performance:
+        return Performance(
+            label=label,
+            tickets=values.get(f"tickets{suffix}") or 0,
+            first_response_met=values.get(f"first_response_met{suffix}") or 0,
+            first_response_breached=values.get(f"first_response_breached{suffix}") or 0,
+            resolution_met=values.get(f"resolution_met{suffix}") or 0,
+            resolution_breached=values.get(f"resolution_breached{suffix}") or 0,
+            median_first_response=values.get(f"median_first_response{suffix}", medians.get(group)),
+        )
+
+    periods = [performance(f"Last {days} days", totals, f"_{days}", days) for days in windows]
+    priorities = [performance(label, per_priority.get(value, {}), "", value) for value, label in Priority.choices]
+    return periods, priorities
+
+
+@require_safe
+def support_performance(request: MemberRequest) -> HttpResponse:
+    require_manager(request)
+    periods, priorities = support_performance_stats(_org(request), now=timezone.now())
+    context = {"periods": periods, "priorities": priorities, "longest": max(PERFORMANCE_WINDOWS)}
+    return render(request, "portal/support/performance.html", context)

@@ -52,12 +52,11 @@ def role_label(role: str | None) -> str:
         return role
 
 
-@register.filter
-def duration(value: Any) -> str:
-    """A timedelta in words: ``15 minutes``, ``1 hour 30 minutes``."""
-    if not isinstance(value, timedelta):
-        return str(value or "")
-    minutes = max(1, round(value.total_seconds() / 60))
+def duration_words(value: timedelta) -> str:
+    """A length of time in words, sign ignored: ``less than a minute``, ``15 minutes``, ``1 hour 30 minutes``."""
+    minutes = round(abs(value.total_seconds()) / 60)
+    if minutes < 1:
+        return "less than a minute"
     hours, minutes = divmod(minutes, 60)
     parts = []
     if hours:
@@ -65,6 +64,14 @@ def duration(value: Any) -> str:
     if minutes:
         parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
     return " ".join(parts)
+
+
+@register.filter
+def duration(value: Any) -> str:
+    """A timedelta in words (see ``duration_words``); anything else as text."""
+    if not isinstance(value, timedelta):
+        return str(value or "")
+    return duration_words(value)
 
 
 @register.filter

@@ -14,18 +14,17 @@ activates it).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
-from django.db import connection, transaction
-from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -37,6 +36,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from portal import nav
 from portal.access import MemberRequest, require_manager
 from portal.forms import add_service_error, service_error_messages, service_error_status
+from portal.support_forms import RatingForm, ReplyForm, TicketForm
+from portal.templatetags.portal_tags import duration_words
 from tenancy.errors import ConflictError
 from tenancy.models import Organization
 from tickets.clocks import readings
@@ -47,15 +48,12 @@ from tickets.models import (
     Channel,
     ClockState,
     Comment,
-    Priority,
     SatisfactionResponse,
     Ticket,
     TicketStatus,
 )
+from tickets.reports import PERFORMANCE_WINDOWS, sla_performance
 from tickets.services import (
-    ATTACHMENT_MAX_BYTES,
-    ATTACHMENT_TYPES,
-    MAX_BODY,
     attachment_add,
     comment_add,
     satisfaction_record,
@@ -66,8 +64,6 @@ from tickets.services import (
 nav.register("Support", "portal:support", order=30)
 
 PAGE_SIZE = 25
-MAX_FILES = 10
-PERFORMANCE_WINDOWS = (30, 90)
 SERVICE_ERRORS = (ValidationError, ConflictError)
 
 # The list's filters: name -> statuses shown.
@@ -76,12 +72,6 @@ FILTERS: dict[str, frozenset[str] | None] = {"open": OPEN_STATUSES, "closed": DO
 # What a customer may do with the status of their ticket.
 CUSTOMER_STATUSES = {TicketStatus.RESOLVED: "marked as resolved", TicketStatus.OPEN: "open again"}
 
-PRIORITY_CHOICES = [
-    (Priority.P1, "Critical: the business is stopped, e.g. a system everyone needs is down"),
-    (Priority.P2, "High: many people are affected or an important task cannot be done"),
-    (Priority.P3, "Medium: one person is affected, or there is a workaround"),
-    (Priority.P4, "Low: a question, a request or a minor annoyance"),
-]
 CATEGORY_SUGGESTIONS = (
     "Accounts and access",
     "Email",
@@ -101,78 +91,6 @@ BADGE_CLASSES = {
     ClockState.PAUSED: "tag-paused",
     ClockState.MET: "tag-ok",
 }
-
-
-# -- forms ----------------------------------------------------------------------------------------------------------
-
-
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    """Several files in one input (Django's documented recipe); cleans to a list, empty when none was chosen."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "widget", MultipleFileInput(attrs={"accept": ",".join(sorted(ATTACHMENT_TYPES)), "multiple": True})
-        )
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
-        single_clean = super().clean
-        items = data if isinstance(data, list | tuple) else [data]
-        files = [cleaned for cleaned in (single_clean(item, initial) for item in items) if cleaned]
-        if len(files) > MAX_FILES:
-            raise ValidationError(f"Attach at most {MAX_FILES} files at a time.")
-        return files
-
-
-ATTACHMENT_HELP = (
-    f"Optional. Up to {MAX_FILES} files of at most {ATTACHMENT_MAX_BYTES // (1024 * 1024)} MB each: "
-    "images, PDF, text, CSV, ZIP, Word, Excel or saved emails."
-)
-
-
-class TicketForm(forms.Form):
-    subject = forms.CharField(max_length=200, help_text="A few words, e.g. “Cannot print from the front desk”.")
-    description = forms.CharField(
-        label="What is happening?",
-        max_length=MAX_BODY,
-        widget=forms.Textarea(attrs={"rows": 8}),
-        help_text="What you expected, what happened instead, and since when.",
-    )
-    priority = forms.ChoiceField(
-        label="How urgent is it?", choices=PRIORITY_CHOICES, initial=Priority.P3, widget=forms.RadioSelect
-    )
-    category = forms.CharField(
-        label="Category",
-        max_length=60,
-        required=False,
-        help_text="Optional.",
-        widget=forms.TextInput(attrs={"list": "support-categories", "autocomplete": "off"}),
-    )
-    attachments = MultipleFileField(label="Attachments", required=False, help_text=ATTACHMENT_HELP)
-
-
-class ReplyForm(forms.Form):
-    body = forms.CharField(label="Your reply", max_length=MAX_BODY, widget=forms.Textarea(attrs={"rows": 5}))
-    attachments = MultipleFileField(label="Attachments", required=False, help_text=ATTACHMENT_HELP)
-
-
-class RatingForm(forms.Form):
-    rating = forms.TypedChoiceField(
-        label="Your rating",
-        coerce=int,
-        choices=[(5, "5 Excellent"), (4, "4 Good"), (3, "3 Fair"), (2, "2 Poor"), (1, "1 Very poor")],
-        widget=forms.RadioSelect,
-    )
-    comment = forms.CharField(
-        label="Anything you would like to tell us?",
-        max_length=2000,
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-    )
 
 
 # -- SLA clocks as the customer sees them ---------------------------------------------------------------------------
@@ -203,19 +121,6 @@ class SlaView:
     remaining_text: str
 
 
-def _duration_text(value: timedelta) -> str:
-    minutes = round(abs(value.total_seconds()) / 60)
-    if minutes < 1:
-        return "less than a minute"
-    hours, minutes = divmod(minutes, 60)
-    parts = []
-    if hours:
-        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
-    if minutes:
-        parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
-    return " ".join(parts)
-
-
 def _remaining_text(ticket: Ticket, clock: Clock | None) -> str:
     if clock is None:
         return ""
@@ -228,8 +133,8 @@ def _remaining_text(ticket: Ticket, clock: Clock | None) -> str:
     if clock.state == ClockState.BREACHED:
         if ticket.status in DONE_STATUSES:
             return "Missed the target."
-        return f"Overdue by {_duration_text(clock.remaining)} of business time."
-    return f"{_duration_text(clock.remaining)} of business time left."
+        return f"Overdue by {duration_words(clock.remaining)} of business time."
+    return f"{duration_words(clock.remaining)} of business time left."
 
 
 def sla_view(ticket: Ticket, now: datetime) -> SlaView:
@@ -518,124 +423,9 @@ def support_attachment(request: MemberRequest, attachment_id: int) -> FileRespon
 # -- performance ----------------------------------------------------------------------------------------------------
 
 
-class Median(Aggregate):
-    """PostgreSQL's continuous median (``percentile_cont(0.5)``) of a duration."""
-
-    function = "PERCENTILE_CONT"
-    name = "Median"
-    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = DurationField()
-
-
-@dataclass(frozen=True)
-class Performance:
-    label: str
-    tickets: int
-    first_response_met: int
-    first_response_breached: int
-    resolution_met: int
-    resolution_breached: int
-    median_first_response: timedelta | None
-
-    @staticmethod
-    def _percent(met: int, breached: int) -> float | None:
-        return round(100 * met / (met + breached), 1) if met + breached else None
-
-    @property
-    def first_response_compliance(self) -> float | None:
-        return self._percent(self.first_response_met, self.first_response_breached)
-
-    @property
-    def resolution_compliance(self) -> float | None:
-        return self._percent(self.resolution_met, self.resolution_breached)
-
-    @property
-    def median_first_response_text(self) -> str:
-        return _duration_text(self.median_first_response) if self.median_first_response is not None else ""
-
-
-RESPONSE_TIME = ExpressionWrapper(F("first_responded_at") - F("created_at"), output_field=DurationField())
-
-
-def _measures(within: Q) -> dict[str, Any]:
-    responded = within & Q(first_responded_at__isnull=False)
-    measures: dict[str, Any] = {
-        "tickets": Count("pk", filter=within),
-        "first_response_met": Count("pk", filter=within & Q(first_response_state=ClockState.MET)),
-        "first_response_breached": Count("pk", filter=within & Q(first_response_state=ClockState.BREACHED)),
-        "resolution_met": Count("pk", filter=within & Q(resolution_state=ClockState.MET)),
-        "resolution_breached": Count("pk", filter=within & Q(resolution_state=ClockState.BREACHED)),
-    }
-    if connection.vendor == "postgresql":
-        measures["median_first_response"] = Median(RESPONSE_TIME, filter=responded)
-    return measures
-
-
-def _median(values: list[timedelta]) -> timedelta:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
-def _python_medians(rows: Sequence[tuple[str, datetime, datetime]], key: Any) -> dict[Any, timedelta]:
-    # Databases without percentile_cont (SQLite, for `make run`): the response times of the window, in Python.
-    groups: dict[Any, list[timedelta]] = defaultdict(list)
-    for priority, created, responded in rows:
-        for group in key(priority, created):
-            groups[group].append(responded - created)
-    return {group: _median(times) for group, times in groups.items()}
-
-
-def support_performance_stats(
-    organization: Organization, *, now: datetime, windows: Sequence[int] = PERFORMANCE_WINDOWS
-) -> tuple[list[Performance], list[Performance]]:
-    """The organization's SLA performance over the tickets opened in each of the last ``windows`` days, and per
-    priority over the longest window. Compliance is met / (met + breached) of the stored clock states (clocks
-    still running count once they breach); the response time is wall-clock time from opening to the first public
-    staff reply. Two queries (three without PostgreSQL), whatever the number of tickets."""
-    longest = max(windows)
-    tickets = Ticket.objects.for_org(organization).filter(
-        merged_into__isnull=True, created_at__gte=now - timedelta(days=longest)
-    )
-    since = {days: now - timedelta(days=days) for days in windows}
-    # Query 1: every measure of every window at once.
-    aggregates: dict[str, Any] = {}
-    for days in windows:
-        for name, measure in _measures(Q(created_at__gte=since[days])).items():
-            aggregates[f"{name}_{days}"] = measure
-    totals = tickets.aggregate(**aggregates)
-    # Query 2: the longest window per priority.
-    per_priority = {
-        row["priority"]: row for row in tickets.values("priority").annotate(**_measures(Q())).order_by("priority")
-    }
-    medians: dict[Any, timedelta] = {}
-    if connection.vendor != "postgresql":
-        rows = list(
-            tickets.filter(first_responded_at__isnull=False).values_list("priority", "created_at", "first_responded_at")
-        )
-        medians = _python_medians(
-            rows, lambda priority, created: [priority, *(days for days in windows if created >= since[days])]
-        )
-
-    def performance(label: str, values: dict[str, Any], suffix: str, group: Any) -> Performance:
-        return Performance(
-            label=label,
-            tickets=values.get(f"tickets{suffix}") or 0,
-            first_response_met=values.get(f"first_response_met{suffix}") or 0,
-            first_response_breached=values.get(f"first_response_breached{suffix}") or 0,
-            resolution_met=values.get(f"resolution_met{suffix}") or 0,
-            resolution_breached=values.get(f"resolution_breached{suffix}") or 0,
-            median_first_response=values.get(f"median_first_response{suffix}", medians.get(group)),
-        )
-
-    periods = [performance(f"Last {days} days", totals, f"_{days}", days) for days in windows]
-    priorities = [performance(label, per_priority.get(value, {}), "", value) for value, label in Priority.choices]
-    return periods, priorities
-
-
 @require_safe
 def support_performance(request: MemberRequest) -> HttpResponse:
     require_manager(request)
-    periods, priorities = support_performance_stats(_org(request), now=timezone.now())
+    periods, priorities = sla_performance(_org(request), now=timezone.now())
     context = {"periods": periods, "priorities": priorities, "longest": max(PERFORMANCE_WINDOWS)}
     return render(request, "portal/support/performance.html", context)

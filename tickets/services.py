@@ -452,8 +452,8 @@ def ticket_merge(*, ticket: Ticket, into: Ticket, actor: User | None = None) -> 
         duplicate, target = locked[ticket.pk], locked[into.pk]
         if duplicate.merged_into_id is not None or target.merged_into_id is not None:
             raise ConflictError("One of these tickets was already merged.", field="into")
-        Comment.objects.filter(ticket=duplicate).update(ticket=target)
-        Attachment.objects.filter(ticket=duplicate).update(ticket=target)
+        Comment.objects.for_org(duplicate.organization_id).filter(ticket=duplicate).update(ticket=target)
+        Attachment.objects.for_org(duplicate.organization_id).filter(ticket=duplicate).update(ticket=target)
         duplicate.merged_into = target
         duplicate.status = TicketStatus.CLOSED
         duplicate.resolved_at = duplicate.resolved_at or now

@@ -212,3 +212,24 @@ def test_a_country_without_known_holidays_gets_an_empty_list():
     )
     assert BusinessCalendar.objects.get(organization=org).holidays == []
     assert ticket.first_response_due is not None
+
+
+def test_merging_moves_the_conversation_and_tells_the_requester(acme, globex, alice, tech, mailoutbox,
+                                                                 django_capture_on_commit_callbacks):  # fmt: skip
+    from tenancy.errors import ServiceValidationError
+    from tickets.models import Comment
+    from tickets.services import ticket_merge
+
+    keep = ticket_create(organization=acme, subject="Printer offline", requester=alice, now=sydney(23, 9))
+    duplicate = ticket_create(organization=acme, subject="Printer broken", requester=alice, now=sydney(23, 9, 5))
+    comment_add(ticket=duplicate, body="It shows error 49", author=alice, now=sydney(23, 9, 6))
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket_merge(ticket=duplicate, into=keep, actor=tech)
+    duplicate.refresh_from_db()
+    assert duplicate.merged_into == keep and duplicate.status == TicketStatus.CLOSED
+    assert list(Comment.objects.filter(ticket=keep).values_list("body", flat=True)) == ["It shows error 49"]
+    (mail,) = mailoutbox
+    assert mail.to == ["alice@acme.test"] and "T-1001" in mail.subject and "T-1002" in mail.subject
+    other = ticket_create(organization=globex, subject="Elsewhere")
+    with pytest.raises(ServiceValidationError):
+        ticket_merge(ticket=other, into=keep)

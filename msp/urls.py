@@ -6,6 +6,7 @@ from django_otp.admin import OTPAdminSite
 from billing.views import stripe_webhook
 from msp.health import health
 from tickets.inbound import SendGridInboundView  # importing it also connects the inbound-mail receiver
+from tickets.staff_views import sla_report_page
 
 # Staff admin requires a verified one-time-password device.
 admin.site.__class__ = OTPAdminSite
@@ -19,6 +20,7 @@ anymail_urls = ([path("sendgrid/inbound/", SendGridInboundView.as_view(), name="
 
 urlpatterns = [
     re_path(r"^health/?$", health, name="health"),
+    path("admin/tickets/sla-report/", sla_report_page, name="staff-sla-report"),  # before the admin's catch-all
     path("admin/", admin.site.urls),
     path("api/", include("msp.api_urls")),
     re_path(r"^webhooks/stripe/?$", stripe_webhook, name="stripe-webhook"),

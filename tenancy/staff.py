@@ -1,4 +1,7 @@
-"""Platform staff groups and the model permissions each holds. Later apps add their models here."""
+"""Platform staff groups and the model permissions each holds. Later apps add their models here.
+
+Working tickets in the admin (``tickets.admin_tickets``) needs "change" on tickets (fields and bulk actions) and "add"
+on comments (replies, notes) and time entries; every change still goes through ``tickets.services``."""
 
 from __future__ import annotations
 
@@ -8,11 +11,13 @@ from typing import Any
 ALL = ("view", "add", "change", "delete")
 STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
     "Technician": {
-        "tickets.ticket": ("view",),
-        "tickets.comment": ("view",),
-        "tickets.timeentry": ("view",),
+        "tickets.ticket": ("view", "change"),
+        "tickets.comment": ("view", "add"),
+        "tickets.timeentry": ("view", "add"),
         "tickets.cannedresponse": ("view", "add", "change"),
         "tickets.technician": ("view",),
+        "tickets.workflow": ("view",),
+        "tickets.workflowrun": ("view",),
         "tenancy.organization": ("view",),
         "tenancy.membership": ("view",),
         "tenancy.user": ("view",),
@@ -41,11 +46,13 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "tenancy.user": ("view",),
     },
     "Manager": {
-        "tickets.ticket": ("view",),
-        "tickets.comment": ("view",),
-        "tickets.timeentry": ("view",),
+        "tickets.ticket": ("view", "change"),
+        "tickets.comment": ("view", "add"),
+        "tickets.timeentry": ("view", "add"),
         "tickets.cannedresponse": ALL,
         "tickets.technician": ("view", "add", "change"),
+        "tickets.workflow": ALL,
+        "tickets.workflowrun": ("view",),
         "tickets.businesscalendar": ("view", "add", "change"),
         "tickets.slapolicy": ("view", "add", "change"),
         "billing.subscription": ("view",),
@@ -66,12 +73,14 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "events.event": ("view",),
     },
     "Admin": {
-        "tickets.ticket": ("view",),
-        "tickets.comment": ("view",),
-        "tickets.timeentry": ("view",),
+        "tickets.ticket": ("view", "change"),
+        "tickets.comment": ("view", "add"),
+        "tickets.timeentry": ("view", "add"),
         "tickets.ticketactivity": ("view",),
         "tickets.cannedresponse": ALL,
         "tickets.technician": ALL,
+        "tickets.workflow": ALL,
+        "tickets.workflowrun": ("view",),
         "tickets.businesscalendar": ALL,
         "tickets.slapolicy": ALL,
         "billing.subscription": ("view",),

@@ -1,6 +1,6 @@
-"""Staff screens for the service desk's set-up (calendars, SLA policies, technicians, canned responses) and a
-read-only view of tickets with their SLA state. Ticket changes go through ``tickets.services`` so the clocks stay
-right; the working screens for technicians build on these."""
+"""Staff screens for the service desk's set-up: calendars, SLA policies, technicians and canned responses. The
+technicians' working screens for tickets (list, bulk actions, the ticket page) are in ``tickets.admin_tickets``,
+registered by importing it here."""
 
 from __future__ import annotations
 
@@ -9,29 +9,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
-from django.utils.html import format_html
 
 from tickets import sla
-from tickets.models import (
-    BusinessCalendar,
-    CannedResponse,
-    ClockState,
-    Comment,
-    SlaPolicy,
-    Technician,
-    Ticket,
-    TicketActivity,
-    TimeEntry,
-)
+from tickets.admin_tickets import TicketAdmin
+from tickets.models import BusinessCalendar, CannedResponse, SlaPolicy, Technician
 
-STATE_COLOURS = {
-    ClockState.OK: "#1a7f37",
-    ClockState.AT_RISK: "#b35900",
-    ClockState.BREACHED: "#c62828",
-    ClockState.PAUSED: "#57606a",
-    ClockState.MET: "#1a7f37",
-}
+# Registered where it is defined: the technicians' working screens have their own modules.
+__all__ = ["TicketAdmin"]
 
 
 class BusinessCalendarForm(forms.ModelForm):
@@ -113,79 +97,9 @@ class TechnicianAdmin(admin.ModelAdmin):
 @admin.register(CannedResponse)
 class CannedResponseAdmin(admin.ModelAdmin):
     list_display = ["title", "organization"]
+    list_filter = [("organization", admin.EmptyFieldListFilter)]
     search_fields = ["title", "body"]
+    list_select_related = ["organization"]
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class CommentInline(ReadOnlyInline):
-    model = Comment
-    fields = readonly_fields = ("created_at", "author_email", "internal", "by_staff", "body")
-
-
-class TimeEntryInline(ReadOnlyInline):
-    model = TimeEntry
-    fields = readonly_fields = ("worked_on", "technician", "minutes", "billable", "note")
-
-
-class ActivityInline(ReadOnlyInline):
-    model = TicketActivity
-    fields = readonly_fields = ("created_at", "kind", "message", "actor")
-
-
-@admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
-    list_display = [
-        "reference_label",
-        "subject",
-        "organization",
-        "status",
-        "priority",
-        "assignee",
-        "first_response_badge",
-        "resolution_badge",
-        "resolution_due",
-        "created_at",
-    ]
-    list_filter = ["status", "priority", "resolution_state", "first_response_state", "channel", "organization"]
-    search_fields = ["subject", "description", "requester_email"]
-    list_select_related = ["organization", "assignee"]
-    date_hierarchy = "created_at"
-    inlines = [CommentInline, TimeEntryInline, ActivityInline]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in Ticket._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description="Ticket", ordering="number")
-    def reference_label(self, ticket: Ticket) -> str:
-        return ticket.reference
-
-    def _badge(self, state: str) -> str:
-        return format_html(
-            '<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px">{}</span>',
-            STATE_COLOURS.get(ClockState(state), "#57606a"),
-            ClockState(state).label,
-        )
-
-    @admin.display(description="First response", ordering="first_response_state")
-    def first_response_badge(self, ticket: Ticket) -> str:
-        return self._badge(ticket.first_response_state)
-
-    @admin.display(description="Resolution", ordering="resolution_state")
-    def resolution_badge(self, ticket: Ticket) -> str:
-        return self._badge(ticket.resolution_state)
+from tickets import admin_workflows  # noqa: E402,F401

@@ -79,10 +79,15 @@ def _calendar(timezone_name: str, hours: tuple[tuple[int, int, int], ...], holid
     return BusinessCalendar(timezone=timezone_name, hours=hours, holidays=list(holidays)).as_calendar()
 
 
+@lru_cache(maxsize=64)
+def _always(timezone_name: str) -> sla.Calendar:
+    return sla.Calendar.always(timezone_name)
+
+
 def calendar_of(ticket: Ticket) -> sla.Calendar:
     row = ticket.sla_calendar
     if row is None or row.always_open or ticket.sla_always_on:
-        return sla.Calendar.always(row.timezone if row else ticket.organization.timezone)
+        return _always(row.timezone if row else ticket.organization.timezone)
     hours = tuple((int(day), int(start), int(end)) for day, start, end in row.hours)
     return _calendar(row.timezone, hours, tuple(row.holidays))
 

@@ -24,7 +24,8 @@ from events.services import publish_many
 from tenancy.models import Organization
 from tickets import routing, sla
 from tickets.clocks import SLA_FIELDS, clocks_refresh, targets_apply
-from tickets.models import OPEN_STATUSES, ClockState, SlaNotice, Ticket, TicketActivity
+from tickets.models import OPEN_STATUSES, ClockState, SlaNotice, Ticket, TicketActivity, WorkflowTrigger
+from tickets.workflows import run_workflows_many
 
 BATCH = 500
 CLOCKS = (("first_response", "first response"), ("resolution", "resolution"))
@@ -45,6 +46,7 @@ class Batch:
     staff: dict[str, list[str]] = field(default_factory=dict)
     events: list[tuple[Organization, str, dict[str, object]]] = field(default_factory=list)
     activity: list[TicketActivity] = field(default_factory=list)
+    triggered: list[tuple[Ticket, str]] = field(default_factory=list)  # for the workflows, after the batch's writes
 
     def staff_in(self, group: str) -> list[str]:
         if group not in self.staff:
@@ -110,6 +112,7 @@ def _act(ticket: Ticket, kind: str, clock: str, label: str, batch: Batch) -> boo
         due = getattr(ticket, f"{clock}_due")
         routing.alert(ticket, to=to, headline=f"{headline} at risk", detail=f"Due {due:%Y-%m-%d %H:%M %Z}.")
         batch.events.append((ticket.organization, "ticket.sla_at_risk", payload))
+        batch.triggered.append((ticket, WorkflowTrigger.SLA_AT_RISK))
         batch.report.actions.append(f"{ticket.reference}: {label} at risk, told {', '.join(to) or 'nobody'}")
         return False
     if kind == "breach_level_1":
@@ -117,6 +120,7 @@ def _act(ticket: Ticket, kind: str, clock: str, label: str, batch: Batch) -> boo
         detail = "Escalated to level 1: managers."
         routing.alert(ticket, to=batch.staff_in("Manager"), headline=f"{headline} breached", detail=detail)
         batch.events.append((ticket.organization, "ticket.sla_breached", {**payload, "level": 1}))
+        batch.triggered.append((ticket, WorkflowTrigger.SLA_BREACHED))
         batch.log(ticket, f"{headline} breached: escalated to managers (level 1)")
         batch.report.actions.append(f"{ticket.reference}: {label} breached, level 1")
         return True
@@ -150,11 +154,29 @@ SAVED_FIELDS = [
 
 
 def _write_back(tickets: list[Ticket]) -> None:
-    """One parameterised UPDATE per ticket, sent as a batch (psycopg pipelines ``executemany``): Django's
-    ``bulk_update`` builds a CASE per field and row, which costs more than the rest of the check together."""
+    """Write the batch's tickets back in one statement. On PostgreSQL that is an ``UPDATE … FROM unnest(<one array per
+    column>)``: one round trip, and psycopg adapts the attribute values as they are. Django's ``bulk_update`` builds
+    a CASE per field and row, which costs more than the rest of the check together; other databases get one
+    parameterised UPDATE per ticket, sent with ``executemany``."""
     fields = [field for name in SAVED_FIELDS if isinstance(field := Ticket._meta.get_field(name), Field)]
     quote = connection.ops.quote_name
-    columns = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)
+    table = Ticket._meta.db_table
+    if connection.vendor == "postgresql":
+        arrays = [[ticket.pk for ticket in tickets]] + [
+            [getattr(ticket, str(field.attname)) for ticket in tickets] for field in fields
+        ]
+        columns = ", ".join(
+            f"unnest(%s::{field.cast_db_type(connection)}[]) AS {quote(str(field.column))}" for field in fields
+        )
+        assignments = ", ".join(f"{quote(str(field.column))} = v.{quote(str(field.column))}" for field in fields)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {quote(table)} SET {assignments} "  # noqa: S608 - names from the model, values as parameters
+                f"FROM (SELECT unnest(%s::uuid[]) AS id, {columns}) AS v WHERE {quote(table)}.id = v.id",
+                arrays,
+            )
+        return
+    setters = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)
     id_field = Ticket._meta.get_field("id")
     rows = [
         [field.get_db_prep_save(getattr(ticket, field.attname), connection) for field in fields]
@@ -162,10 +184,10 @@ def _write_back(tickets: list[Ticket]) -> None:
         for ticket in tickets
     ]
     with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {Ticket._meta.db_table} SET {columns} WHERE {quote('id')} = %s", rows)  # noqa: S608
+        cursor.executemany(f"UPDATE {table} SET {setters} WHERE {quote('id')} = %s", rows)  # noqa: S608
 
 
-def _check_batch(pks: list[uuid.UUID], now: datetime, report: CheckReport) -> None:
+def _check_batch(pks: list[uuid.UUID], now: datetime, report: CheckReport, *, dry_run: bool = False) -> None:
     """Claim the batch's tickets (skipping any another run holds), re-read their clocks, record the notices they
     call for in one INSERT, act on the new ones, and write tickets, events and activity back in one statement each."""
     tickets = list(
@@ -192,6 +214,8 @@ def _check_batch(pks: list[uuid.UUID], now: datetime, report: CheckReport) -> No
         _write_back(tickets)
         TicketActivity.objects.bulk_create(batch.activity)
         publish_many(batch.events)
+        if not dry_run:
+            run_workflows_many(batch.triggered)
     report.checked += len(tickets)
 
 
@@ -206,7 +230,7 @@ def sla_check(*, now: datetime | None = None, dry_run: bool = False) -> CheckRep
     )
     for start in range(0, len(due), BATCH):
         with transaction.atomic():
-            _check_batch(due[start : start + BATCH], now, report)
+            _check_batch(due[start : start + BATCH], now, report, dry_run=dry_run)
             if dry_run:
                 transaction.set_rollback(True)
     return report

@@ -2,56 +2,26 @@
 &sla_state=at_risk&q=printer&ordering=-priority``.
 
 ``sla_state`` reads the states stored on the ticket, which every change and the SLA check (every 15 minutes) keep
-current. ``q`` is PostgreSQL full-text search (English stemming, web-search syntax) over the subject, the description
-and the public replies -- never internal notes, so a search cannot reveal them; other databases fall back to
-case-insensitive containment. A reference such as ``T-1042`` also finds that ticket by number.
+current. ``q`` is ``tickets.search``: full-text search over the subject, the description and the public replies.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
 import django_filters
-from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.core.exceptions import ValidationError
-from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
-from tickets.models import ClockState, Comment, Priority, Ticket, TicketStatus
+from tickets.models import ClockState, Priority, Ticket, TicketStatus
+from tickets.search import ticket_search
 
-REFERENCE = re.compile(r"^\s*T-?(\d{1,9})\s*$", re.IGNORECASE)
-SEARCH_CONFIG = "english"
 ORDERINGS = {
     "created": ("created_at",),
     "priority": ("priority",),
     "resolution_due": ("resolution_due",),
 }
-
-
-def full_text_available() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def ticket_search(queryset: QuerySet[Ticket], text: str) -> QuerySet[Ticket]:
-    text = text.strip()
-    if not text:
-        return queryset
-    by_number = Q()
-    if match := REFERENCE.match(text):
-        by_number = Q(number=int(match.group(1)))
-    public = Comment.objects.filter(ticket=OuterRef("pk"), organization=OuterRef("organization"), internal=False)
-    if full_text_available():
-        query = SearchQuery(text, config=SEARCH_CONFIG, search_type="websearch")
-        matching = public.annotate(document=SearchVector("body", config=SEARCH_CONFIG)).filter(document=query)
-        return queryset.annotate(document=SearchVector("subject", "description", config=SEARCH_CONFIG)).filter(
-            Q(document=query) | Q(Exists(matching)) | by_number
-        )
-    containing = public.filter(body__icontains=text)
-    return queryset.filter(
-        Q(subject__icontains=text) | Q(description__icontains=text) | Q(Exists(containing)) | by_number
-    )
 
 
 class ChoiceInFilter(django_filters.BaseInFilter, django_filters.ChoiceFilter):

@@ -215,6 +215,9 @@ class Ticket(TenantModel):
         ]
         indexes = [
             models.Index(fields=["organization", "status", "-created_at"], name="ticket_org_status"),
+            # The lists' default order (newest first, id breaking ties), for one organization and across a partner's.
+            models.Index(fields=["organization", "-created_at", "id"], name="ticket_org_created"),
+            models.Index(fields=["-created_at", "id"], name="ticket_created"),
             models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
             models.Index(
                 fields=["sla_next_check_at"], condition=Q(sla_next_check_at__isnull=False), name="ticket_sla_due"
@@ -376,3 +379,72 @@ class QueuedEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender}: {self.subject}"
+
+
+class WorkflowTrigger(models.TextChoices):
+    TICKET_CREATED = "ticket.created", "Ticket created"
+    TICKET_UPDATED = "ticket.updated", "Ticket updated"
+    COMMENT_ADDED = "comment.added", "Comment added"
+    SLA_AT_RISK = "sla.at_risk", "SLA clock at risk"
+    SLA_BREACHED = "sla.breached", "SLA clock breached"
+
+
+class Workflow(models.Model):
+    """An automation rule: when ``trigger`` happens to a ticket and every condition holds, apply the actions in order.
+    Global (no organization) or one organization's; global and organization rules run together, by position.
+
+    ``conditions``: [{"field": ..., "op": ..., "value": ...}, ...]; ``actions``: [{"type": ..., ...}, ...]. Both are
+    checked by ``tickets.workflows`` (the admin form refuses what the engine could not run)."""
+
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                                     help_text="Empty: applies to every organization.")  # fmt: skip
+    name = models.CharField(max_length=100)
+    trigger = models.CharField(max_length=20, choices=WorkflowTrigger.choices)
+    position = models.PositiveIntegerField(default=100, help_text="Lower runs first.")
+    active = models.BooleanField(default=True)
+    conditions = models.JSONField(default=list, blank=True, help_text="All must hold; none means always.")
+    actions = models.JSONField(default=list, blank=True, help_text="Applied in order; at least one.")
+    stop_processing = models.BooleanField(
+        default=False, help_text="When this workflow matches, later workflows for the same trigger are skipped."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(trigger__in=WorkflowTrigger.values), name="workflow_trigger_valid")
+        ]
+        indexes = [models.Index(fields=["trigger", "active"], name="workflow_trigger_active")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkflowRun(TenantModel):
+    """One workflow acting on one ticket (or failing to, or being stopped by the loop bound). Kept when the workflow
+    is deleted: ``workflow_name`` still says which it was."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="workflow_runs")
+    workflow = models.ForeignKey(Workflow, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    workflow_name = models.CharField(max_length=100)
+    trigger = models.CharField(max_length=20, choices=WorkflowTrigger.choices)
+    matched = models.BooleanField(default=True)
+    # ["priority P1", "tags +vip", ...]: what each action did.
+    actions_applied = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    depth = models.PositiveSmallIntegerField(
+        default=1, help_text="1 for a direct trigger, 2 for one caused by a workflow."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workflow", "-created_at"], name="workflow_run_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_name} on {self.ticket_id}"
+
+    @property
+    def summary(self) -> str:
+        return self.error or "; ".join(self.actions_applied) or "no change"

@@ -19,7 +19,7 @@ from tenancy.audit import audit_record
 from tenancy.emails import email_send
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization, User
-from tickets import routing
+from tickets import routing, workflows
 from tickets.clocks import SLA_FIELDS, clocks_refresh, pause_close, pause_open, targets_apply
 from tickets.models import (
     DONE_STATUSES,
@@ -35,6 +35,7 @@ from tickets.models import (
     TicketCounter,
     TicketStatus,
     TimeEntry,
+    WorkflowTrigger,
 )
 
 MAX_TAGS = 20
@@ -135,6 +136,7 @@ def ticket_create(
         if routing.auto_routing_on(ticket):
             _route(ticket, now)
         publish(organization, "ticket.created", _payload(ticket, subject=ticket.subject, channel=channel))
+        workflows.run_workflows(ticket, WorkflowTrigger.TICKET_CREATED, actor=actor or requester)
     return ticket
 
 
@@ -205,6 +207,7 @@ def ticket_set_status(*, ticket: Ticket, status: str, actor: User | None = None,
             TicketStatus(status), "ticket.updated"
         )
         publish(locked.organization, event, _payload(locked, changed=["status"], previous_status=before))
+        workflows.run_workflows(locked, WorkflowTrigger.TICKET_UPDATED, changes=["status"], actor=actor)
     return locked
 
 
@@ -238,6 +241,7 @@ def ticket_set_priority(
         )
         _log(locked, "priority", f"Priority {before} to {priority}", actor, before=before, after=priority)
         publish(locked.organization, "ticket.updated", _payload(locked, changed=["priority"], previous_priority=before))
+        workflows.run_workflows(locked, WorkflowTrigger.TICKET_UPDATED, changes=["priority"], actor=actor)
     return locked
 
 
@@ -308,6 +312,7 @@ def comment_add(
                     "path": f"/support/tickets/{locked.number}/",
                 },
             )
+        workflows.run_workflows(locked, WorkflowTrigger.COMMENT_ADDED, changes=["comments"], actor=author)
     return comment
 
 
@@ -347,6 +352,7 @@ def ticket_assign(*, ticket: Ticket, assignee: User | None, actor: User | None =
         if assignee is None and locked.is_open and routing.auto_routing_on(locked):
             _route(locked, timezone.now())  # unassigned: the routing rules pick again
         publish(locked.organization, "ticket.updated", _payload(locked, changed=["assignee"]))
+        workflows.run_workflows(locked, WorkflowTrigger.TICKET_UPDATED, changes=["assignee"], actor=actor)
     return locked
 
 
@@ -384,6 +390,7 @@ def ticket_update(*, ticket: Ticket, actor: User | None = None, **fields: Any) -
         locked.save(update_fields=[*changed, "updated_at"])
         _log(locked, "updated", f"Changed {', '.join(changed)}", actor, changed=changed)
         publish(locked.organization, "ticket.updated", _payload(locked, changed=changed))
+        workflows.run_workflows(locked, WorkflowTrigger.TICKET_UPDATED, changes=changed, actor=actor)
     return locked
 
 

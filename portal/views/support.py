@@ -29,7 +29,7 @@ from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirec
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.cache import patch_vary_headers
 from django.utils.formats import date_format
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -41,6 +41,7 @@ from portal.templatetags.portal_tags import duration_words
 from tenancy.errors import ConflictError
 from tenancy.models import Organization
 from tickets.clocks import readings
+from tickets.downloads import attachment_download
 from tickets.models import (
     DONE_STATUSES,
     OPEN_STATUSES,
@@ -402,22 +403,7 @@ def support_rate(request: MemberRequest, number: int) -> HttpResponse:
 
 @require_safe
 def support_attachment(request: MemberRequest, attachment_id: int) -> FileResponse:
-    attachment = _public_attachments(_org(request)).filter(pk=attachment_id).first()
-    if attachment is None:
-        raise Http404("No such file.")
-    try:
-        handle = attachment.file.open("rb")
-    except FileNotFoundError as missing:
-        raise Http404("The file is no longer available.") from missing
-    response = FileResponse(
-        handle,
-        as_attachment=True,
-        filename=attachment.filename,
-        content_type=attachment.content_type or "application/octet-stream",
-    )
-    add_never_cache_headers(response)
-    response["Cache-Control"] += ", no-store"
-    return response
+    return attachment_download(_public_attachments(_org(request)).filter(pk=attachment_id).first())
 
 
 # -- performance ----------------------------------------------------------------------------------------------------

@@ -583,42 +583,72 @@ def test_satisfaction_form_is_not_offered_on_open_tickets_and_merged_tickets_poi
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_a_customer_opens_a_ticket_sees_its_due_time_and_the_staff_reply(live_server, alice, password, monkeypatch):
+    """The customer opens a ticket in the portal and sees when the first response is due; a technician signs in to
+    the staff admin (password and a backup code), finds the ticket by number, picks a canned response and sends it;
+    the customer's ticket page then shows the reply from the support team and the first response as given."""
+    from django.contrib.auth.models import Group
+    from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
     from playwright.sync_api import expect, sync_playwright
 
     from tests.portal.test_browser import CHROMIUM_ARGS
+    from tickets.models import CannedResponse
 
     tech = UserFactory(email="tess@keel.test", full_name="Tess Tech", is_staff=True)
-    # Playwright's sync API runs an event loop in this thread; the ORM work below is synchronous and short.
+    tech.groups.add(Group.objects.get(name="Technician"))
+    device = StaticDevice.objects.create(user=tech, name="Backup codes", confirmed=True)
+    StaticToken.objects.create(device=device, token="tess1234")
+    CannedResponse.objects.create(title="On the way", body="A technician is on the way.")
+    # Playwright's sync API runs an event loop in this thread; the ORM work is done before it starts and after.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
-            page.goto(f"{live_server.url}/login/")
-            page.get_by_label("Email").fill(alice.email)
-            page.get_by_label("Password").fill(password)
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_role("navigation", name="Main").get_by_role("link", name="Support").click()
-            page.get_by_role("link", name="New ticket").click()
-            page.get_by_label("Subject").fill("Scanner offline")
-            page.get_by_label("What is happening?").fill("The scanner on level 2 shows an error.")
-            page.get_by_label("High: many people are affected").check()
-            page.get_by_role("button", name="Open the ticket").click()
+            customer = browser.new_context().new_page()
+            customer.goto(f"{live_server.url}/login/")
+            customer.get_by_label("Email").fill(alice.email)
+            customer.get_by_label("Password").fill(password)
+            customer.get_by_role("button", name="Sign in").click()
+            customer.get_by_role("navigation", name="Main").get_by_role("link", name="Support").click()
+            customer.get_by_role("link", name="New ticket").click()
+            customer.get_by_label("Subject").fill("Scanner offline")
+            customer.get_by_label("What is happening?").fill("The scanner on level 2 shows an error.")
+            customer.get_by_label("High: many people are affected").check()
+            customer.get_by_role("button", name="Open the ticket").click()
 
-            expect(page).to_have_url(f"{live_server.url}/support/tickets/1001/")
-            expect(page.get_by_text("Ticket T-1001 is open.")).to_be_visible()
-            expect(page.locator("#sla")).to_contain_text(
+            expect(customer).to_have_url(f"{live_server.url}/support/tickets/1001/")
+            expect(customer.get_by_text("Ticket T-1001 is open.")).to_be_visible()
+            expect(customer.locator("#sla")).to_contain_text(
                 re.compile(r"First response due \w{3} \d{1,2} \w{3}, \d{2}:\d{2}")
             )
 
-            ticket = Ticket.objects.get(number=1001, subject="Scanner offline")
-            comment_add(ticket=ticket, body="A technician is on the way.", author=tech, by_staff=True)
-            # Inside Playwright's event loop the ORM had a connection of its own: close it, or it outlives the test.
-            connection.close()
-            page.reload()
-            staff_reply = page.locator(".comment-staff")
+            # The technician, in a browser of their own, signs in to the admin with a one-time backup code.
+            staff = browser.new_context().new_page()
+            staff.goto(f"{live_server.url}/admin/")
+            staff.locator("#id_username").fill(tech.email)
+            staff.locator("#id_password").fill(password)
+            staff.get_by_role("button", name="Log in").click()
+            # Password accepted: the admin asks which device the code comes from.
+            staff.get_by_label("OTP Device").select_option(label="Backup codes")
+            staff.locator("#id_otp_token").fill("tess1234")
+            staff.get_by_role("button", name="Log in").click()
+            expect(staff.get_by_role("heading", name="Operations")).to_be_visible()
+            staff.goto(f"{live_server.url}/admin/tickets/ticket/?q=T-1001")
+            staff.get_by_role("link", name="Scanner offline").click()
+            expect(staff.get_by_role("heading", level=1)).to_have_text("T-1001 Scanner offline")
+            expect(staff.locator("#sla")).to_contain_text("On track")
+            # Choosing a canned response fills the message (static/tickets/canned-response.js, no inline script).
+            staff.get_by_label("Canned response").select_option(label="On the way")
+            expect(staff.get_by_label("Message")).to_have_value("A technician is on the way.")
+            staff.get_by_role("button", name="Send").click()
+            expect(staff.get_by_text("Reply sent to alice@acme.test.")).to_be_visible()
+            expect(staff.locator(".ticket-comment-staff")).to_contain_text("A technician is on the way.")
+
+            customer.reload()
+            staff_reply = customer.locator(".comment-staff")
             expect(staff_reply).to_contain_text("A technician is on the way.")
             expect(staff_reply).to_contain_text("Support team")
-            expect(page.locator("#sla")).to_contain_text("First response given")
+            expect(customer.locator("#sla")).to_contain_text("First response given")
         finally:
             browser.close()
+    comment = Comment.objects.get(ticket__number=1001, ticket__subject="Scanner offline")
+    assert (comment.author, comment.by_staff, comment.internal) == (tech, True, False)

@@ -1,4 +1,5 @@
-"""Staff screens of the service desk: the ticket list with SLA badges, and validated calendars and policies."""
+"""Staff screens of the service desk: the ticket list with SLA badges, and validated calendars and policies (the
+technicians' working screens are tested in test_admin_working.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ def test_ticket_list_shows_sla_badges(staff_client, acme, globex):  # noqa: F811
     assert page.status_code == 200
     body = page.content.decode()
     assert "T-1001" in body and "Printer jam" in body and "VPN down" in body and "On track" in body
-    filtered = staff_client.get("/admin/tickets/ticket/?resolution_state__exact=breached").content.decode()
-    assert "Printer jam" not in filtered
+    filtered = staff_client.get("/admin/tickets/ticket/?queue=breached").content.decode()
+    assert "Printer jam" not in filtered and "VPN down" not in filtered
+    assert "Printer jam" in staff_client.get("/admin/tickets/ticket/?priority__exact=P1").content.decode()
     assert staff_client.get("/admin/tickets/ticket/add/").status_code == 403
 
 

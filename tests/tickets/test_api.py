@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from tenancy.models import Role
 from tenancy.services.api_keys import API_SCOPES
 from tests.factories import MembershipFactory, UserFactory
-from tickets import filters
+from tickets import search
 from tickets.models import ClockState, Comment, Ticket, TicketStatus, TimeEntry
 from tickets.services import comment_add, ticket_create, ticket_merge, ticket_set_status, time_entry_add
 
@@ -365,7 +365,7 @@ def searchable(acme, tess):
 def test_full_text_search_covers_subject_description_and_public_replies(acme_key, searchable, globex_ticket, tess):
     if connection.vendor != "postgresql":
         pytest.skip("full-text search needs PostgreSQL")
-    assert filters.full_text_available()
+    assert search.full_text_available()
 
     def found(text: str, client=acme_key) -> list[str]:
         return ids(client.get("/api/tickets/", {"q": text}))
@@ -382,7 +382,7 @@ def test_full_text_search_covers_subject_description_and_public_replies(acme_key
 
 
 def test_search_falls_back_to_containment_without_postgresql(acme_key, searchable, monkeypatch):
-    monkeypatch.setattr(filters, "full_text_available", lambda: False)
+    monkeypatch.setattr(search, "full_text_available", lambda: False)
     assert ids(acme_key.get("/api/tickets/", {"q": "firewall"})) == [searchable["mail"]]
     assert ids(acme_key.get("/api/tickets/", {"q": "JAMMED"})) == [searchable["printer"]]
     assert ids(acme_key.get("/api/tickets/", {"q": "vault"})) == []

@@ -9,6 +9,7 @@ from billing import demo as billing_demo
 from qualification import demo as qualification_demo
 from quotes import demo as quotes_demo
 from tenancy import demo
+from tickets import demo as tickets_demo
 
 
 class Command(BaseCommand):
@@ -37,4 +38,7 @@ class Command(BaseCommand):
             out.write(f"  {line}")
         out.write("Subscriptions (the Billing page of each organization's owner):")
         for line in billing_demo.seed():
+            out.write(f"  {line}")
+        out.write("Support tickets:")
+        for line in tickets_demo.seed():
             out.write(f"  {line}")

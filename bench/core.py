@@ -83,6 +83,9 @@ class Context:
             "DATABASE_URL": self.database_url,
             "KEEL_VAR_DIR": str(self.var_dir),
             "LOG_LEVEL": "WARNING",
+            # Throttles still run (their cache round trip is part of every API request) but never refuse the load.
+            "API_KEY_RATE": "1000000/min",
+            "API_PUBLIC_RATE": "1000000/min",
             "PYTHONPATH": str(ROOT),
             **extra,
         }
@@ -232,3 +235,24 @@ def http_load(
     if failures:
         raise RuntimeError(f"GET {path} failed: {failures[0]}")
     return LoadResult(requests=completed, seconds=elapsed)
+
+
+def http_latencies(port: int, path: str, *, requests: int, headers: Mapping[str, str] | None = None) -> list[float]:
+    """GET ``path`` ``requests`` times, one after another on one kept-alive connection; each request's seconds.
+
+    Sequential on purpose: this measures what one caller waits, not what the server can do at once.
+    """
+    timings: list[float] = []
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+    try:
+        for _ in range(requests):
+            began = time.perf_counter()
+            connection.request("GET", path, headers=dict(headers or {}))
+            response = connection.getresponse()
+            body = response.read()
+            timings.append(time.perf_counter() - began)
+            if response.status != 200:
+                raise RuntimeError(f"GET {path} answered {response.status}: {body[:300]!r}")
+    finally:
+        connection.close()
+    return timings

@@ -67,7 +67,6 @@ from tickets.services import (
     attachment_add,
     comment_add,
     ticket_create,
-    ticket_set_status,
 )
 
 logger = logging.getLogger(__name__)
@@ -430,8 +429,6 @@ def _place(mail: Mail) -> str:
             channel=Channel.EMAIL,
             message_id=mail.message_id,
         )
-        if comment.ticket.status == TicketStatus.RESOLVED:
-            ticket_set_status(ticket=comment.ticket, status=TicketStatus.OPEN, actor=user)
         for upload in kept:
             attachment_add(ticket=comment.ticket, upload=upload, comment=comment)
         return f"commented:{comment.ticket.reference}"

@@ -258,7 +258,8 @@ def comment_add(
     now: datetime | None = None,
 ) -> Comment:
     """A reply or an internal note. The first public staff reply stops the first-response clock (and opens a NEW
-    ticket); a customer's reply to a ticket waiting on them reopens it; a public staff reply emails the requester."""
+    ticket); a customer's reply to a ticket waiting on them, or to a resolved one, reopens it; a public staff reply
+    emails the requester."""
     body = (body or "").strip()
     if not body:
         raise ServiceValidationError({"body": ["Write something."]})
@@ -312,6 +313,10 @@ def comment_add(
                     "path": f"/support/tickets/{locked.number}/",
                 },
             )
+        if not by_staff and locked.status == TicketStatus.RESOLVED:
+            # The customer is not done: their reply reopens the ticket and the resolution clock resumes.
+            comment.ticket = ticket_set_status(ticket=locked, status=TicketStatus.OPEN, actor=author, now=now)
+            locked = comment.ticket
         workflows.run_workflows(locked, WorkflowTrigger.COMMENT_ADDED, changes=["comments"], actor=author)
     return comment
 

@@ -163,6 +163,21 @@ def test_resolving_stops_and_reopening_resumes_without_the_resolved_time(acme, t
     assert ticket.resolution_state == ClockState.OK
 
 
+def test_a_customer_reply_reopens_a_resolved_ticket_but_a_staff_note_does_not(acme, tech):
+    customer = UserFactory(email="cust@acme.test")
+    ticket = ticket_create(organization=acme, subject="Wifi", priority="P1", requester=customer, now=sydney(23, 9))
+    comment_add(ticket=ticket, body="Fixed", author=tech, by_staff=True, now=sydney(23, 9, 30))
+    ticket = ticket_set_status(ticket=ticket, status=TicketStatus.RESOLVED, now=sydney(23, 10))
+    comment_add(ticket=ticket, body="Closing note", author=tech, by_staff=True, internal=True, now=sydney(23, 11))
+    assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.RESOLVED
+    reply = comment_add(ticket=ticket, body="Still down on level 2", author=customer, now=sydney(23, 13))
+    reopened = Ticket.objects.get(pk=ticket.pk)
+    assert reply.ticket.status == reopened.status == TicketStatus.OPEN
+    assert reopened.resolved_at is None
+    # One business hour used before resolving; seven remain from the reply at 13:00.
+    assert reopened.resolution_due == sydney(24, 10)
+
+
 def test_closing_without_resolving_records_a_resolution(acme):
     ticket = ticket_create(organization=acme, subject="Dup", now=sydney(23, 9))
     ticket = ticket_set_status(ticket=ticket, status=TicketStatus.CLOSED, now=sydney(23, 9, 5))

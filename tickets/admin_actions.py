@@ -1,8 +1,8 @@
 """Bulk actions of the staff ticket list: assign, change status or priority, add or take off a tag.
 
-Every action goes through ``tickets.services.tickets_bulk_update`` (or, to take a tag off, ``tickets_tags_remove``
-below, built the same way): at most ``BULK_MAX`` tickets, one transaction, audited. One ticket that cannot take
-the change (merged away, too many tags) leaves every selected ticket as it was, and the reason is shown as a message.
+Every action goes through ``tickets.bulk.tickets_bulk_update``: at most ``BULK_MAX`` tickets, one transaction,
+audited. One ticket that cannot take the change (merged away, too many tags) leaves every selected ticket as it was,
+and the reason is shown as a message.
 Actions that need a value (priority, assignee, tag) ask for it on an intermediate page first.
 """
 
@@ -13,49 +13,19 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from tenancy.audit import audit_record
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import User
 from tickets.admin_forms import BulkAssigneeForm, BulkPriorityForm, BulkTagForm
+from tickets.bulk import BULK_MAX, tickets_bulk_update
 from tickets.models import Priority, Ticket, TicketStatus
-from tickets.services import BULK_MAX, ticket_update, tickets_bulk_update
 
 
 def actor_of(request: HttpRequest) -> User | None:
     return request.user if isinstance(request.user, User) else None
-
-
-def tickets_tags_remove(*, tickets: list[Ticket], actor: User | None, tags: list[str]) -> int:
-    """Take ``tags`` off up to ``BULK_MAX`` tickets, all or nothing (the counterpart of ``tickets_bulk_update``'s
-    ``add_tags``, which has no way to remove one)."""
-    if not tickets:
-        raise ServiceValidationError({"ids": ["Name at least one ticket."]})
-    if len(tickets) > BULK_MAX:
-        raise ServiceValidationError({"ids": [f"At most {BULK_MAX} tickets at a time."]})
-    unwanted = {tag.strip().lower() for tag in tags if tag.strip()}
-    if not unwanted:
-        raise ServiceValidationError({"tags": ["Name a tag to remove."]})
-    with transaction.atomic():
-        for ticket in sorted(tickets, key=lambda item: str(item.pk)):
-            current = Ticket.objects.select_for_update().filter(pk=ticket.pk).values_list("tags", flat=True).get()
-            if unwanted & set(current):
-                ticket_update(ticket=ticket, actor=actor, tags=[tag for tag in current if tag not in unwanted])
-        by_organization: dict[Any, list[Ticket]] = {}
-        for ticket in tickets:
-            by_organization.setdefault(ticket.organization_id, []).append(ticket)
-        for organization_tickets in by_organization.values():
-            audit_record(
-                action="tickets.bulk_updated",
-                organization=organization_tickets[0].organization,
-                actor=actor,
-                changes={"tickets": [None, str(len(organization_tickets))], "removed_tags": [None, sorted(unwanted)]},
-            )
-    return len(tickets)
 
 
 def _merged_note(tickets: list[Ticket]) -> str:
@@ -91,10 +61,7 @@ class TicketBulkActions(admin.ModelAdmin):
         if tickets is None:
             return
         try:
-            if "remove_tags" in change:
-                count = tickets_tags_remove(tickets=tickets, actor=actor_of(request), tags=change["remove_tags"])
-            else:
-                count = tickets_bulk_update(tickets=tickets, actor=actor_of(request), **change)
+            count = tickets_bulk_update(tickets=tickets, actor=actor_of(request), **change)
         except ServiceValidationError as exc:
             reasons = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
             self.message_user(request, f"Nothing was changed. {reasons}", messages.ERROR)

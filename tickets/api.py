@@ -37,6 +37,7 @@ from rest_framework.response import Response
 
 from tenancy.api_base import TenantAPIView
 from tenancy.models import ApiKey, User
+from tickets.bulk import tickets_bulk_update
 from tickets.clocks import clocks_refresh
 from tickets.filters import TicketFilter
 from tickets.models import (
@@ -71,7 +72,6 @@ from tickets.services import (
     ticket_set_priority,
     ticket_set_status,
     ticket_update,
-    tickets_bulk_update,
     time_entry_add,
 )
 
@@ -440,6 +440,7 @@ class TicketBulkView(TicketAPIView):
             status=values.get("status"),
             priority=values.get("priority"),
             add_tags=values.get("add_tags"),
+            remove_tags=values.get("remove_tags"),
             **change,
         )
         return Response({"updated": updated})

@@ -9,8 +9,9 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_seri
 from rest_framework import serializers
 
 from tenancy.models import User
+from tickets.bulk import BULK_MAX
 from tickets.models import Attachment, Channel, ClockState, Comment, Priority, Ticket, TicketStatus, TimeEntry
-from tickets.services import BULK_MAX, MAX_BODY, MAX_TAGS
+from tickets.services import MAX_BODY, MAX_TAGS
 
 STATUS_HELP = f"One of {', '.join(TicketStatus.values)}."
 # A plain string rather than an enum: two fields sharing one choice set would give the schema two enum names.
@@ -149,6 +150,7 @@ class TicketBulkSerializer(serializers.Serializer[Any]):
     status = serializers.CharField(required=False, help_text=STATUS_HELP)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     add_tags = _word_list()
+    remove_tags = _word_list()
 
     def validate_status(self, value: str) -> str:
         return _validate_status(value)

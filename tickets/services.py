@@ -15,7 +15,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from events.services import publish
-from tenancy.audit import audit_record
 from tenancy.emails import email_send
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization, User
@@ -42,7 +41,7 @@ MAX_TAGS = 20
 MAX_BODY = 100_000
 
 
-def _clean_list(value: Any, field: str, errors: dict[str, list[str]]) -> list[str]:
+def clean_list(value: Any, field: str, errors: dict[str, list[str]]) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
@@ -108,8 +107,8 @@ def ticket_create(
         errors["channel"] = [f"Channel must be one of {', '.join(Channel.values)}."]
     if len(category or "") > 60:
         errors["category"] = ["At most 60 characters."]
-    skills = _clean_list(required_skills, "required_skills", errors)
-    tag_list = _clean_list(tags, "tags", errors)
+    skills = clean_list(required_skills, "required_skills", errors)
+    tag_list = clean_list(tags, "tags", errors)
     if errors:
         raise ServiceValidationError(errors)
     now = now or timezone.now()
@@ -321,7 +320,7 @@ def comment_add(
     return comment
 
 
-# -- assignment, edits, time, attachments, merging, satisfaction, bulk -----------------------------------------------
+# -- assignment, edits, time, attachments, merging, satisfaction ---------------------------------------------------
 
 ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 ATTACHMENT_TYPES = {
@@ -338,7 +337,6 @@ ATTACHMENT_TYPES = {
     "message/rfc822",
 }
 EDITABLE_FIELDS = ("subject", "description", "category", "tags", "required_skills")
-BULK_MAX = 500
 
 
 def ticket_assign(*, ticket: Ticket, assignee: User | None, actor: User | None = None, reason: str = "") -> Ticket:
@@ -382,7 +380,7 @@ def ticket_update(*, ticket: Ticket, actor: User | None = None, **fields: Any) -
             errors["category"] = ["At most 60 characters."]
     for name in ("tags", "required_skills"):
         if name in fields:
-            clean[name] = _clean_list(fields[name], name, errors)
+            clean[name] = clean_list(fields[name], name, errors)
     if errors:
         raise ServiceValidationError(errors)
     with transaction.atomic():
@@ -512,41 +510,3 @@ def satisfaction_record(*, ticket: Ticket, rating: Any, comment: str = "") -> Sa
         if not created:
             raise ConflictError("This ticket has already been rated.", field="rating")
     return response
-
-
-def tickets_bulk_update(
-    *, tickets: list[Ticket], actor: User | None, assignee: Any = ..., status: str | None = None,
-    priority: str | None = None, add_tags: list[str] | None = None, now: datetime | None = None,
-) -> int:  # fmt: skip
-    """Apply the same change to up to 500 tickets, all or nothing."""
-    if not tickets:
-        raise ServiceValidationError({"ids": ["Name at least one ticket."]})
-    if len(tickets) > BULK_MAX:
-        raise ServiceValidationError({"ids": [f"At most {BULK_MAX} tickets at a time."]})
-    if assignee is ... and status is None and priority is None and not add_tags:
-        raise ServiceValidationError({"detail": ["Say what to change: assignee, status, priority or tags."]})
-    errors: dict[str, list[str]] = {}
-    tags = _clean_list(add_tags, "add_tags", errors)
-    if errors:
-        raise ServiceValidationError(errors)
-    now = now or timezone.now()
-    with transaction.atomic():
-        for ticket in sorted(tickets, key=lambda item: str(item.pk)):
-            if assignee is not ...:
-                ticket_assign(ticket=ticket, assignee=assignee, actor=actor, reason="Bulk change")
-            if status is not None:
-                ticket_set_status(ticket=ticket, status=status, actor=actor, now=now)
-            if priority is not None:
-                ticket_set_priority(ticket=ticket, priority=priority, actor=actor, now=now)
-            if tags:
-                current = Ticket.objects.select_for_update().filter(pk=ticket.pk).values_list("tags", flat=True).get()
-                ticket_update(ticket=ticket, actor=actor, tags=sorted(set(current) | set(tags)))
-        organizations = {ticket.organization_id: ticket.organization for ticket in tickets}
-        for organization in organizations.values():
-            audit_record(
-                action="tickets.bulk_updated",
-                organization=organization,
-                actor=actor,
-                changes={"tickets": [None, str(len([t for t in tickets if t.organization_id == organization.pk]))]},
-            )
-    return len(tickets)

@@ -521,6 +521,20 @@ def test_bulk_change_applies_to_every_ticket(acme, acme_key, tess):
     assert tickets[0].assignee is None
 
 
+def test_bulk_removes_tags_and_refuses_adding_and_removing_the_same(acme, acme_key):
+    tickets = [ticket_create(organization=acme, subject=f"Printer {n}", tags=["printing", "vip"]) for n in range(2)]
+    ids = [str(t.id) for t in tickets]
+    response = acme_key.post("/api/tickets/bulk/", {"ids": ids, "remove_tags": ["VIP"], "add_tags": ["l2"]},
+                             format="json")  # fmt: skip
+    assert response.status_code == 200, response.content
+    assert [Ticket.objects.get(pk=pk).tags for pk in ids] == [["l2", "printing"], ["l2", "printing"]]
+    response = acme_key.post("/api/tickets/bulk/", {"ids": ids, "remove_tags": ["l2"], "add_tags": ["l2"]},
+                             format="json")  # fmt: skip
+    assert response.status_code == 400
+    assert "Tags cannot be added and removed at once: l2." in response.json()["remove_tags"][0]
+    assert [Ticket.objects.get(pk=pk).tags for pk in ids] == [["l2", "printing"], ["l2", "printing"]]
+
+
 def test_bulk_is_all_or_nothing(acme, initech, acme_key, api, summit_raw, alice, globex_ticket):
     tickets = [ticket_create(organization=acme, subject=f"Desk {n}") for n in range(3)]
     acme_ids = [str(t.id) for t in tickets]

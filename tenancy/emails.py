@@ -45,15 +45,24 @@ def render_email(template: str, context: dict[str, Any], organization: Organizat
 
 
 def email_send(
-    *, to: str | list[str], template: str, context: dict[str, Any], organization: Organization | None = None
+    *,
+    to: str | list[str],
+    template: str,
+    context: dict[str, Any],
+    organization: Organization | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
-    """Send ``templates/email/<template>.{subject.txt,txt,html}`` to ``to`` after the current transaction commits."""
+    """Send ``templates/email/<template>.{subject.txt,txt,html}`` to ``to`` after the current transaction commits.
+    ``headers`` are extra message headers (``Auto-Submitted: auto-replied`` on automatic answers, so that other
+    systems do not answer them in turn)."""
     recipients = [to] if isinstance(to, str) else list(to)
 
     def _enqueue() -> None:
         from tenancy.tasks import send_email
 
-        message = render_email(template, context, organization)
+        message: dict[str, Any] = {**render_email(template, context, organization)}
+        if headers:
+            message["headers"] = dict(headers)
         try:
             send_email.delay(recipients=recipients, **message)
         except Exception:  # the broker is down: send in-process rather than lose the message

@@ -11,8 +11,10 @@ from tenancy.models import Invitation
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def send_email(*, recipients: list[str], subject: str, text: str, html: str) -> None:
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, recipients)
+def send_email(
+    *, recipients: list[str], subject: str, text: str, html: str, headers: dict[str, str] | None = None
+) -> None:
+    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, recipients, headers=headers)
     message.attach_alternative(html, "text/html")
     message.send()
 

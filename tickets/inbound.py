@@ -83,6 +83,8 @@ SYSTEM_SENDER = re.compile(
 )
 BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 AUTOREPLY_HEADERS = ("X-Autoreply", "X-Autorespond")
+# On our automatic answers (acknowledgements, unknown-sender replies), so other systems do not answer them (RFC 3834).
+AUTOMATIC_REPLY = {"Auto-Submitted": "auto-replied"}
 
 
 @dataclass(frozen=True)
@@ -403,6 +405,7 @@ def _unknown(mail: Mail) -> str:
             to=mail.sender,
             template="ticket_unknown_sender",
             context={"subject": mail.subject or "(no subject)", "sender": mail.sender},
+            headers=AUTOMATIC_REPLY,
         )
     return "rejected"
 
@@ -463,6 +466,7 @@ def _place(mail: Mail) -> str:
                 "subject": created.subject,
                 "path": f"/support/tickets/{created.number}/" if user else "",
             },
+            headers=AUTOMATIC_REPLY,
         )
     return f"opened:{created.reference}"
 

@@ -99,6 +99,7 @@ def test_a_members_mail_opens_an_email_ticket_in_their_organization_and_is_ackno
     assert ack.subject == "[T-1001] Printer is on fire"
     assert "/support/tickets/1001/" in ack.body
     assert "keep [T-1001] in the subject" in ack.body
+    assert ack.extra_headers["Auto-Submitted"] == "auto-replied"  # so the sender's own robot does not answer it
 
 
 def test_an_address_at_a_verified_domain_opens_a_ticket_without_an_account(deliver, mailoutbox, acme, acme_domain):
@@ -322,6 +323,7 @@ def test_an_unknown_sender_is_rejected_politely_once_a_day_and_nothing_is_kept(d
     assert reply.to == ["stranger@elsewhere.test"]
     assert reply.subject == "We could not open a ticket for: Hello?"
     assert "no ticket was opened" in reply.body
+    assert reply.extra_headers["Auto-Submitted"] == "auto-replied"
     assert not Ticket.objects.exists()
     assert not QueuedEmail.objects.exists()
 

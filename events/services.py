@@ -9,6 +9,7 @@ minute) picks up events never fanned out and deliveries whose worker died or who
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -33,8 +34,6 @@ FANOUT_GRACE = timedelta(minutes=2)
 
 
 def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
 
 
@@ -58,12 +57,14 @@ def publish_many(items: Sequence[tuple[Organization | None, str, dict[str, Any]]
     """``publish`` for many events in one INSERT (a batch job announcing what it changed)."""
     if not items:
         return []
-    events = Event.objects.bulk_create(
-        [
-            Event(organization=organization, type=type, payload=_json_safe(payload))
-            for organization, type, payload in items
-        ]
-    )
+    events = [
+        Event(organization=organization, type=type, payload=_json_safe(payload))
+        for organization, type, payload in items
+    ]
+    if connection.vendor == "postgresql":
+        _insert_unnested(events)
+    else:
+        Event.objects.bulk_create(events)
 
     def _enqueue() -> None:
         from events.tasks import fan_out_many
@@ -75,6 +76,26 @@ def publish_many(items: Sequence[tuple[Organization | None, str, dict[str, Any]]
 
     transaction.on_commit(_enqueue)
     return events
+
+
+def _insert_unnested(events: list[Event]) -> None:
+    """One ``INSERT … SELECT unnest(<one array per column>)``: the batch jobs' events (hundreds at a time) without the
+    per-row work of ``bulk_create``, which costs more than the rest of an SLA check's batch."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Event._meta.db_table} (id, organization_id, type, payload, created_at) "  # noqa: S608
+            "SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::varchar[], %s::jsonb[], %s::timestamptz[])",
+            [
+                [event.id for event in events],
+                [event.organization_id for event in events],
+                [event.type for event in events],
+                [json.dumps(event.payload) for event in events],
+                [event.created_at for event in events],
+            ],
+        )
+    for event in events:
+        event._state.adding = False
+        event._state.db = connection.alias
 
 
 def retry_delay(attempts: int) -> timedelta:

@@ -17,14 +17,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Field
+from django.db.models import Field, Q
 from django.utils import timezone
 
 from events.services import publish_many
 from tenancy.models import Organization
 from tickets import routing, sla
 from tickets.clocks import SLA_FIELDS, clocks_refresh, targets_apply
-from tickets.models import OPEN_STATUSES, ClockState, SlaNotice, Ticket, TicketActivity, WorkflowTrigger
+from tickets.models import (
+    OPEN_STATUSES,
+    BusinessCalendar,
+    ClockState,
+    SlaNotice,
+    Ticket,
+    TicketActivity,
+    WorkflowTrigger,
+)
 from tickets.workflows import run_workflows_many
 
 BATCH = 500
@@ -139,9 +147,10 @@ def _act(ticket: Ticket, kind: str, clock: str, label: str, batch: Batch) -> boo
     raise ValueError(f"unknown notice kind {kind!r}")
 
 
-SAVED_FIELDS = [
-    *SLA_FIELDS,
-    "escalation_level",
+# What every checked ticket gets back; a ticket whose priority went up (level 2) also gets its new targets.
+CLOCK_FIELDS = [*SLA_FIELDS, "escalation_level", "updated_at"]
+RETARGET_FIELDS = [
+    *CLOCK_FIELDS,
     "priority",
     "sla_policy",
     "sla_calendar",
@@ -149,16 +158,17 @@ SAVED_FIELDS = [
     "first_response_target",
     "resolution_target",
     "at_risk_ratio",
-    "updated_at",
 ]
 
 
-def _write_back(tickets: list[Ticket]) -> None:
+def _write_back(tickets: list[Ticket], names: list[str]) -> None:
     """Write the batch's tickets back in one statement. On PostgreSQL that is an ``UPDATE … FROM unnest(<one array per
     column>)``: one round trip, and psycopg adapts the attribute values as they are. Django's ``bulk_update`` builds
     a CASE per field and row, which costs more than the rest of the check together; other databases get one
     parameterised UPDATE per ticket, sent with ``executemany``."""
-    fields = [field for name in SAVED_FIELDS if isinstance(field := Ticket._meta.get_field(name), Field)]
+    if not tickets:
+        return
+    fields = [field for name in names if isinstance(field := Ticket._meta.get_field(name), Field)]
     quote = connection.ops.quote_name
     table = Ticket._meta.db_table
     if connection.vendor == "postgresql":
@@ -187,15 +197,38 @@ def _write_back(tickets: list[Ticket]) -> None:
         cursor.executemany(f"UPDATE {table} SET {setters} WHERE {quote('id')} = %s", rows)  # noqa: S608
 
 
-def _check_batch(pks: list[uuid.UUID], now: datetime, report: CheckReport, *, dry_run: bool = False) -> None:
-    """Claim the batch's tickets (skipping any another run holds), re-read their clocks, record the notices they
-    call for in one INSERT, act on the new ones, and write tickets, events and activity back in one statement each."""
-    tickets = list(
+def _attach_shared(tickets: list[Ticket]) -> None:
+    """Give the tickets their organizations and calendars from one query each: a batch has hundreds of tickets but
+    few organizations and calendars, and joining them would build one copy per ticket."""
+    organizations = Organization.objects.in_bulk({ticket.organization_id for ticket in tickets})
+    calendar_ids = {ticket.sla_calendar_id for ticket in tickets if ticket.sla_calendar_id is not None}
+    calendars = BusinessCalendar.objects.in_bulk(calendar_ids) if calendar_ids else {}
+    for ticket in tickets:
+        ticket.organization = organizations[ticket.organization_id]
+        ticket.sla_calendar = calendars.get(ticket.sla_calendar_id) if ticket.sla_calendar_id else None
+
+
+def _claim(now: datetime, after: tuple[datetime, uuid.UUID] | None) -> list[Ticket]:
+    """The next batch of due tickets, soonest first, after ``after`` (the last one of the previous batch), locked for
+    this run; tickets another run holds are skipped. Paging by position rather than by "still due" keeps a dry run,
+    which leaves every ticket due, from reading the same batch again."""
+    due = (
         Ticket.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("organization", "assignee", "sla_calendar")
-        .filter(pk__in=pks, sla_next_check_at__lte=now, status__in=OPEN_STATUSES)
+        .select_related("assignee")
+        .filter(sla_next_check_at__lte=now, status__in=OPEN_STATUSES)
+        .order_by("sla_next_check_at", "id")
     )
+    if after is not None:
+        due = due.filter(Q(sla_next_check_at__gt=after[0]) | Q(sla_next_check_at=after[0], id__gt=after[1]))
+    return list(due[:BATCH])
+
+
+def _check_batch(tickets: list[Ticket], now: datetime, report: CheckReport, *, dry_run: bool = False) -> None:
+    """Re-read the claimed tickets' clocks, record the notices they call for in one INSERT, act on the new ones, and
+    write tickets, events and activity back in one statement each."""
+    _attach_shared(tickets)
     batch = Batch(now=now, report=report)
+    priorities = {ticket.pk: ticket.priority for ticket in tickets}
     plans: list[tuple[Ticket, list[tuple[str, str, str]]]] = []
     for ticket in tickets:
         clocks_refresh(ticket, now)
@@ -211,7 +244,9 @@ def _check_batch(pks: list[uuid.UUID], now: datetime, report: CheckReport, *, dr
             clocks_refresh(ticket, now)  # the level or the priority moved the next check
         ticket.updated_at = now
     if tickets:
-        _write_back(tickets)
+        retargeted = {ticket.pk for ticket in tickets if ticket.priority != priorities[ticket.pk]}
+        _write_back([ticket for ticket in tickets if ticket.pk not in retargeted], CLOCK_FIELDS)
+        _write_back([ticket for ticket in tickets if ticket.pk in retargeted], RETARGET_FIELDS)
         TicketActivity.objects.bulk_create(batch.activity)
         publish_many(batch.events)
         if not dry_run:
@@ -220,17 +255,22 @@ def _check_batch(pks: list[uuid.UUID], now: datetime, report: CheckReport, *, dr
 
 
 def sla_check(*, now: datetime | None = None, dry_run: bool = False) -> CheckReport:
-    """Act on every ticket whose clocks have changed state by ``now``."""
+    """Act on every ticket whose clocks have changed state by ``now``, a batch per transaction."""
     now = now or timezone.now()
     report = CheckReport()
-    due = list(
-        Ticket.objects.filter(sla_next_check_at__lte=now, status__in=OPEN_STATUSES)
-        .order_by("sla_next_check_at")
-        .values_list("pk", flat=True)
-    )
-    for start in range(0, len(due), BATCH):
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
         with transaction.atomic():
-            _check_batch(due[start : start + BATCH], now, report, dry_run=dry_run)
+            tickets = _claim(now, after)
+            if not tickets:
+                break
+            last = tickets[-1]
+            if last.sla_next_check_at is None:  # filtered on being due: never None here
+                raise ValueError(f"{last.reference} was claimed without a due check")
+            after = (last.sla_next_check_at, last.pk)
+            _check_batch(tickets, now, report, dry_run=dry_run)
             if dry_run:
                 transaction.set_rollback(True)
+        if len(tickets) < BATCH:
+            break
     return report

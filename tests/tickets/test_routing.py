@@ -15,6 +15,7 @@ from django.db import connection
 from events.models import Event
 from tests.factories import UserFactory
 from tests.helpers import race
+from tickets import escalation
 from tickets.escalation import sla_check
 from tickets.models import BusinessCalendar, SlaNotice, SupportSettings, Technician, Ticket, TicketStatus
 from tickets.services import ticket_assign, ticket_create, ticket_set_status
@@ -195,6 +196,18 @@ def test_a_dry_run_reports_and_changes_nothing(acme, on_call, mailoutbox, django
     call_command("check_sla_breaches", "--dry-run", stdout=out)
     assert "would be acted on" in out.getvalue()
     assert not SlaNotice.objects.exists()
+
+
+def test_many_due_tickets_are_checked_in_batches_once_each_dry_or_not(acme, on_call, monkeypatch):
+    monkeypatch.setattr(escalation, "BATCH", 2)
+    tickets = [ticket_create(organization=acme, subject=f"Down {n}", priority="P1", now=MONDAY_9) for n in range(5)]
+    later = MONDAY_9 + timedelta(hours=2, minutes=30)  # first response (2 h) breached, not yet level 2
+    dry = sla_check(now=later, dry_run=True)  # every ticket stays due: paging must still end
+    assert dry.checked == 5 and not SlaNotice.objects.exists()
+    real = sla_check(now=later)
+    assert real.checked == 5
+    assert {ticket.escalation_level for ticket in Ticket.objects.filter(pk__in=[t.pk for t in tickets])} == {1}
+    assert sla_check(now=later).checked == 0
 
 
 def test_paused_and_resolved_tickets_are_left_alone(acme, on_call):

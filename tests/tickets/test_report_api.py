@@ -22,8 +22,7 @@ from rest_framework.test import APIClient
 from tenancy.models import Organization
 from tests.factories import OrganizationFactory, UserFactory
 from tests.helpers import admin_client
-from tickets.models import Ticket, TicketStatus
-from tickets.services import comment_add, ticket_assign, ticket_create, ticket_set_status
+from tests.tickets.stories import ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -48,17 +47,6 @@ def friday_noon(time_machine):
 @pytest.fixture
 def tess(db):
     return UserFactory(email="tess@keel.test", full_name="Tess Tech", is_staff=True)
-
-
-def ticket(organization, priority: str, opened: datetime, *, replied=None, resolved=None, assignee=None) -> Ticket:
-    created = ticket_create(organization=organization, subject=f"Case {opened}", priority=priority, now=opened)
-    if assignee is not None:
-        ticket_assign(ticket=created, assignee=assignee)
-    if replied is not None:
-        comment_add(ticket=created, body="On it", by_staff=True, now=replied)
-    if resolved is not None:
-        ticket_set_status(ticket=created, status=TicketStatus.RESOLVED, now=resolved)
-    return created
 
 
 @pytest.fixture

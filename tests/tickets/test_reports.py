@@ -16,9 +16,10 @@ from django.core.exceptions import ValidationError
 
 from tenancy.models import Organization, User
 from tests.factories import OrganizationFactory, UserFactory
+from tests.tickets.stories import ticket
 from tickets.models import Ticket, TicketStatus
 from tickets.reports import AGE_BUCKETS, SlaFigures, compliance, report_period, sla_report
-from tickets.services import comment_add, ticket_assign, ticket_create, ticket_merge, ticket_set_status
+from tickets.services import ticket_merge, ticket_set_status
 
 pytestmark = pytest.mark.django_db
 
@@ -46,29 +47,6 @@ def tess(db) -> User:
 @pytest.fixture
 def tom(db) -> User:
     return UserFactory(email="tom@keel.test", full_name="Tom Tech", is_staff=True)
-
-
-def ticket(
-    organization: Organization,
-    priority: str,
-    opened: datetime,
-    *,
-    replied: datetime | None = None,
-    resolved: datetime | None = None,
-    waiting: tuple[datetime, datetime] | None = None,
-    assignee: User | None = None,
-) -> Ticket:
-    created = ticket_create(organization=organization, subject=f"{priority} {opened}", priority=priority, now=opened)
-    if assignee is not None:
-        ticket_assign(ticket=created, assignee=assignee)
-    if replied is not None:
-        comment_add(ticket=created, body="On it", by_staff=True, now=replied)
-    if waiting is not None:
-        ticket_set_status(ticket=created, status=TicketStatus.PENDING_CUSTOMER, now=waiting[0])
-        ticket_set_status(ticket=created, status=TicketStatus.OPEN, now=waiting[1])
-    if resolved is not None:
-        ticket_set_status(ticket=created, status=TicketStatus.RESOLVED, now=resolved)
-    return created
 
 
 @pytest.fixture

@@ -66,5 +66,10 @@ def populate(total: int) -> bool:
             """,  # noqa: S608 - the only interpolated values are our own generated uuids and integer constants
             [calendar.pk, total],
         )
+        cursor.execute(
+            "INSERT INTO tickets_slacheck (ticket_id, due_at) "
+            "SELECT id, sla_next_check_at FROM tickets_ticket WHERE sla_next_check_at IS NOT NULL"
+        )
         cursor.execute("ANALYZE tickets_ticket")
+        cursor.execute("ANALYZE tickets_slacheck")
     return True

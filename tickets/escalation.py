@@ -1,12 +1,13 @@
 """The SLA breach check (``check_sla_breaches``, every 15 minutes from beat).
 
-It reads only tickets whose ``sla_next_check_at`` has come (a partial index), claims each with
+It reads only tickets whose next check has come (the ``SlaCheck`` queue), claims each with
 ``SELECT … FOR UPDATE SKIP LOCKED``, re-reads its clocks and acts on what changed:
 - a clock at risk: the assignee is told;
 - a clock breached: escalation level 1, the managers are told;
 - still breached half a target later: level 2, the admins are told and the priority goes up one step.
-Each notice is a unique ``SlaNotice`` row, so two runs at once, or a rerun, tell nobody twice. A dry run does the
-same work in a transaction it rolls back, so it reports exactly what a real run would do and changes nothing.
+Each notice given is recorded in the ticket's ``notices_sent``, written with the ticket while this run holds its row
+lock, so two runs at once, or a rerun, tell nobody twice. A dry run does the same work in a transaction it rolls
+back, so it reports exactly what a real run would do and changes nothing.
 """
 
 from __future__ import annotations
@@ -14,21 +15,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Field, Q
+from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from events.services import publish_many
 from tenancy.models import Organization
+from tenancy.recordset import update_many
 from tickets import routing, sla
 from tickets.clocks import SLA_FIELDS, clocks_refresh, targets_apply
 from tickets.models import (
     OPEN_STATUSES,
     BusinessCalendar,
     ClockState,
-    SlaNotice,
+    SlaCheck,
     Ticket,
     TicketActivity,
     WorkflowTrigger,
@@ -86,31 +87,6 @@ def _wanted(ticket: Ticket, now: datetime) -> list[tuple[str, str, str]]:
     return wanted
 
 
-def _record_notices(wanted: list[tuple[Ticket, str]], now: datetime) -> set[tuple[uuid.UUID, str]]:
-    """Insert the notices in one statement; returns those this run created (the others existed already)."""
-    if not wanted:
-        return set()
-    rows = {(ticket.pk, kind): ticket for ticket, kind in wanted}
-    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
-    params: list[Any] = []
-    fields = {field.name: field for field in SlaNotice._meta.fields}
-    created_at = fields["created_at"].get_db_prep_value(now, connection)
-    for (pk, kind), ticket in rows.items():
-        params += [
-            fields["organization"].get_db_prep_value(ticket.organization_id, connection),
-            fields["ticket"].get_db_prep_value(pk, connection),
-            kind,
-            created_at,
-        ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {SlaNotice._meta.db_table} (organization_id, ticket_id, kind, created_at) "  # noqa: S608
-            f"VALUES {values} ON CONFLICT (ticket_id, kind) DO NOTHING RETURNING ticket_id, kind",
-            params,
-        )
-        return {(uuid.UUID(str(ticket_id)), kind) for ticket_id, kind in cursor.fetchall()}
-
-
 def _act(ticket: Ticket, kind: str, clock: str, label: str, batch: Batch) -> bool:
     """The effects of a notice this run recorded. True when the ticket's level or priority moved."""
     payload: dict[str, object] = {"id": str(ticket.id), "number": ticket.reference, "clock": clock}
@@ -148,7 +124,7 @@ def _act(ticket: Ticket, kind: str, clock: str, label: str, batch: Batch) -> boo
 
 
 # What every checked ticket gets back; a ticket whose priority went up (level 2) also gets its new targets.
-CLOCK_FIELDS = [*SLA_FIELDS, "escalation_level", "updated_at"]
+CLOCK_FIELDS = [*SLA_FIELDS, "escalation_level", "notices_sent", "updated_at"]
 RETARGET_FIELDS = [
     *CLOCK_FIELDS,
     "priority",
@@ -159,42 +135,6 @@ RETARGET_FIELDS = [
     "resolution_target",
     "at_risk_ratio",
 ]
-
-
-def _write_back(tickets: list[Ticket], names: list[str]) -> None:
-    """Write the batch's tickets back in one statement. On PostgreSQL that is an ``UPDATE … FROM unnest(<one array per
-    column>)``: one round trip, and psycopg adapts the attribute values as they are. Django's ``bulk_update`` builds
-    a CASE per field and row, which costs more than the rest of the check together; other databases get one
-    parameterised UPDATE per ticket, sent with ``executemany``."""
-    if not tickets:
-        return
-    fields = [field for name in names if isinstance(field := Ticket._meta.get_field(name), Field)]
-    quote = connection.ops.quote_name
-    table = Ticket._meta.db_table
-    if connection.vendor == "postgresql":
-        arrays = [[ticket.pk for ticket in tickets]] + [
-            [getattr(ticket, str(field.attname)) for ticket in tickets] for field in fields
-        ]
-        columns = ", ".join(
-            f"unnest(%s::{field.cast_db_type(connection)}[]) AS {quote(str(field.column))}" for field in fields
-        )
-        assignments = ", ".join(f"{quote(str(field.column))} = v.{quote(str(field.column))}" for field in fields)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {quote(table)} SET {assignments} "  # noqa: S608 - names from the model, values as parameters
-                f"FROM (SELECT unnest(%s::uuid[]) AS id, {columns}) AS v WHERE {quote(table)}.id = v.id",
-                arrays,
-            )
-        return
-    setters = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)
-    id_field = Ticket._meta.get_field("id")
-    rows = [
-        [field.get_db_prep_save(getattr(ticket, field.attname), connection) for field in fields]
-        + [id_field.get_db_prep_value(ticket.pk, connection)]
-        for ticket in tickets
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {table} SET {setters} WHERE {quote('id')} = %s", rows)  # noqa: S608
 
 
 def _attach_shared(tickets: list[Ticket]) -> None:
@@ -215,12 +155,12 @@ def _claim(now: datetime, after: tuple[datetime, uuid.UUID] | None) -> list[Tick
     due = (
         Ticket.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("assignee")
-        .filter(sla_next_check_at__lte=now, status__in=OPEN_STATUSES)
-        .order_by("sla_next_check_at", "id")
+        .filter(sla_check__due_at__lte=now, status__in=OPEN_STATUSES)
+        .order_by("sla_check__due_at", "id")
     )
     if after is not None:
-        due = due.filter(Q(sla_next_check_at__gt=after[0]) | Q(sla_next_check_at=after[0], id__gt=after[1]))
-    return list(due[:BATCH])
+        due = due.filter(Q(sla_check__due_at__gt=after[0]) | Q(sla_check__due_at=after[0], id__gt=after[1]))
+    return list(due.annotate(queued_at=F("sla_check__due_at"))[:BATCH])
 
 
 def _check_batch(tickets: list[Ticket], now: datetime, report: CheckReport, *, dry_run: bool = False) -> None:
@@ -229,24 +169,22 @@ def _check_batch(tickets: list[Ticket], now: datetime, report: CheckReport, *, d
     _attach_shared(tickets)
     batch = Batch(now=now, report=report)
     priorities = {ticket.pk: ticket.priority for ticket in tickets}
-    plans: list[tuple[Ticket, list[tuple[str, str, str]]]] = []
+    sent = now.isoformat()
     for ticket in tickets:
         clocks_refresh(ticket, now)
-        plans.append((ticket, _wanted(ticket, now)))
-    created = _record_notices([(ticket, kind) for ticket, wanted in plans for kind, _, _ in wanted], now)
-    for ticket, wanted in plans:
         moved = False
-        for kind, clock, label in wanted:
-            if (ticket.pk, kind) in created:
-                created.discard((ticket.pk, kind))  # once per ticket and kind, even if both clocks call for it
+        for kind, clock, label in _wanted(ticket, now):
+            if kind not in ticket.notices_sent:  # once per ticket and kind, even if both clocks call for it
+                ticket.notices_sent = {**ticket.notices_sent, kind: sent}
                 moved = _act(ticket, kind, clock, label, batch) or moved
         if moved:
             clocks_refresh(ticket, now)  # the level or the priority moved the next check
         ticket.updated_at = now
     if tickets:
         retargeted = {ticket.pk for ticket in tickets if ticket.priority != priorities[ticket.pk]}
-        _write_back([ticket for ticket in tickets if ticket.pk not in retargeted], CLOCK_FIELDS)
-        _write_back([ticket for ticket in tickets if ticket.pk in retargeted], RETARGET_FIELDS)
+        update_many([ticket for ticket in tickets if ticket.pk not in retargeted], CLOCK_FIELDS)
+        update_many([ticket for ticket in tickets if ticket.pk in retargeted], RETARGET_FIELDS)
+        SlaCheck.file(tickets)
         TicketActivity.objects.bulk_create(batch.activity)
         publish_many(batch.events)
         if not dry_run:
@@ -265,9 +203,7 @@ def sla_check(*, now: datetime | None = None, dry_run: bool = False) -> CheckRep
             if not tickets:
                 break
             last = tickets[-1]
-            if last.sla_next_check_at is None:  # filtered on being due: never None here
-                raise ValueError(f"{last.reference} was claimed without a due check")
-            after = (last.sla_next_check_at, last.pk)
+            after = (last.queued_at, last.pk)  # type: ignore[attr-defined]
             _check_batch(tickets, now, report, dry_run=dry_run)
             if dry_run:
                 transaction.set_rollback(True)

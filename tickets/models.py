@@ -3,22 +3,25 @@ technicians tickets are routed to.
 
 SLA fields on a ticket are a denormalised reading of its clocks (``tickets.sla``), refreshed by every service that
 changes the ticket and by the breach check. ``sla_next_check_at`` is the next instant a clock changes state by
-itself (at risk, breached, the next escalation), so the breach check reads only the tickets whose time has come.
+itself (at risk, breached, the next escalation). Saving it also files it in ``SlaCheck``, the breach check's queue,
+so the check reads only the tickets whose time has come.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
 from tenancy.models import Organization, TenantModel, Tier
+from tenancy.recordset import recordset
 from tickets import sla
 
 
@@ -202,6 +205,9 @@ class Ticket(TenantModel):
     sla_remaining_seconds = models.IntegerField(null=True, blank=True)
     sla_next_check_at = models.DateTimeField(null=True, blank=True)
     escalation_level = models.PositiveSmallIntegerField(default=0)
+    # {kind: ISO instant}: what the ticket's watchers were told, once each (a clock at risk, a breach level, no
+    # technician). Written with the ticket while it is locked, so two checks at once, or a rerun, tell nobody twice.
+    notices_sent = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -219,13 +225,16 @@ class Ticket(TenantModel):
             models.Index(fields=["organization", "-created_at", "id"], name="ticket_org_created"),
             models.Index(fields=["-created_at", "id"], name="ticket_created"),
             models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
-            models.Index(
-                fields=["sla_next_check_at"], condition=Q(sla_next_check_at__isnull=False), name="ticket_sla_due"
-            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.reference} {self.subject}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "sla_next_check_at" in update_fields:
+            SlaCheck.file([self])
 
     @property
     def reference(self) -> str:
@@ -234,6 +243,56 @@ class Ticket(TenantModel):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+
+class SlaCheck(models.Model):
+    """The breach check's queue: one row per open ticket with a clock still to change state, due at the ticket's
+    ``sla_next_check_at``.
+
+    It is kept apart from the ticket so that no index on the ticket covers a column the clocks rewrite: PostgreSQL can
+    then update a ticket's readings in place (a heap-only update) instead of adding an entry to each of its indexes,
+    which is most of the cost of a breach check writing back hundreds of tickets.
+    """
+
+    ticket = models.OneToOneField(Ticket, primary_key=True, on_delete=models.CASCADE, related_name="sla_check")
+    due_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["due_at", "ticket"], name="sla_check_due")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} at {self.due_at:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def file(cls, tickets: Sequence[Ticket]) -> None:
+        """Queue each ticket at its ``sla_next_check_at``, or take it off the queue (closed, or nothing to check)."""
+        due = {
+            ticket.pk: ticket.sla_next_check_at
+            for ticket in tickets
+            if ticket.sla_next_check_at is not None and ticket.status in OPEN_STATUSES
+        }
+        gone = [ticket.pk for ticket in tickets if ticket.pk not in due]
+        if gone:
+            cls.objects.filter(ticket_id__in=gone).delete()
+        if not due:
+            return
+        if connection.vendor != "postgresql":
+            SlaCheck.objects.bulk_create(
+                [SlaCheck(ticket_id=pk, due_at=at) for pk, at in due.items()],
+                update_conflicts=True,
+                unique_fields=["ticket"],
+                update_fields=["due_at"],
+            )
+            return
+        source, document = recordset(cls._meta.concrete_fields, due.items())
+        table = cls._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (ticket_id, due_at) SELECT * FROM {source} "  # noqa: S608 - a model's table
+                f"ON CONFLICT (ticket_id) DO UPDATE SET due_at = EXCLUDED.due_at "
+                f"WHERE {table}.due_at IS DISTINCT FROM EXCLUDED.due_at",
+                [document],
+            )
 
 
 class Comment(TenantModel):
@@ -315,18 +374,6 @@ class TicketActivity(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"
-
-
-class SlaNotice(TenantModel):
-    """One notification about one ticket's clock (at risk, breach level 1 or 2): unique, so a breach check run twice,
-    or twice at once, notifies once."""
-
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="sla_notices")
-    kind = models.CharField(max_length=40)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["ticket", "kind"], name="sla_notice_once")]
 
 
 class SatisfactionResponse(TenantModel):

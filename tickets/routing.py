@@ -13,12 +13,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import Group
-from django.db import IntegrityError, transaction
 from django.db.models import Count
 
 from tenancy.emails import email_send
 from tickets import sla
-from tickets.models import OPEN_STATUSES, SlaNotice, SupportSettings, Technician, Ticket
+from tickets.models import OPEN_STATUSES, SupportSettings, Technician, Ticket
 
 NEVER = datetime.min.replace(tzinfo=UTC)
 
@@ -92,13 +91,12 @@ def staff_in(group_name: str) -> list[str]:
     return sorted(group.user_set.filter(is_active=True, is_staff=True).values_list("email", flat=True))
 
 
-def notice_once(ticket: Ticket, kind: str) -> bool:
-    """Record that ``kind`` was announced for ``ticket``; False when it already was (this or a concurrent run)."""
-    try:
-        with transaction.atomic():
-            SlaNotice.objects.create(organization_id=ticket.organization_id, ticket=ticket, kind=kind)
-    except IntegrityError:
+def notice_once(ticket: Ticket, kind: str, now: datetime) -> bool:
+    """Record on the locked (or new) ``ticket`` that ``kind`` was announced; False when it already was."""
+    if kind in ticket.notices_sent:
         return False
+    ticket.notices_sent = {**ticket.notices_sent, kind: now.isoformat()}
+    ticket.save(update_fields=["notices_sent"])
     return True
 
 
@@ -120,6 +118,6 @@ def alert(ticket: Ticket, *, to: list[str], headline: str, detail: str) -> None:
     )
 
 
-def managers_told_unrouted(ticket: Ticket, reason: str) -> None:
-    if notice_once(ticket, "unrouted"):
+def managers_told_unrouted(ticket: Ticket, reason: str, now: datetime) -> None:
+    if notice_once(ticket, "unrouted", now):
         alert(ticket, to=staff_in("Manager"), headline=f"{ticket.reference} has no technician", detail=reason)

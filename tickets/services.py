@@ -147,7 +147,7 @@ def _route(ticket: Ticket, now: datetime) -> bool:
     if technician is None:
         ticket.save(update_fields=["routing_reason", "updated_at"])
         _log(ticket, "routing", reason)
-        routing.managers_told_unrouted(ticket, reason)
+        routing.managers_told_unrouted(ticket, reason, now)
         return False
     Technician.objects.filter(pk=technician.pk).update(last_assigned_at=now)
     ticket.assignee = technician.user

@@ -4,8 +4,8 @@ tickets (the floor).
 The tickets come from ``bench.tickets_data`` (100 organizations, a 24x7 calendar). A fixed share of them is due now:
 P2 tickets opened 3.5 hours ago, whose first-response clock (4 hours) is past 80 %, so the check refreshes their
 clocks, records an at-risk notice for each and writes them back. Before each timed run those tickets are made due
-again and their notices deleted, so every run does the same work. The rest are due in the future and must not be
-read at all.
+again and their notices forgotten, so every run does the same work. The rest are due in the future and must not be
+read at all. Due tickets are found through the ``tickets_slacheck`` queue, by the check and the floor alike.
 """
 
 from __future__ import annotations
@@ -27,20 +27,23 @@ def _make_due() -> int:
     """Put the same tickets back to 'due now' (and forget their notices) so each run does the same work."""
     from django.db import connection
 
-    from tickets.models import SlaNotice
-
-    SlaNotice.objects.all().delete()
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             UPDATE tickets_ticket
                SET sla_started_at = now() - interval '210 minutes', first_response_state = 'ok',
                    first_response_due = now() + interval '30 minutes', sla_next_check_at = now() - interval '1 minute',
-                   escalation_level = 0, priority = 'P2', first_response_target = interval '4 hours'
+                   escalation_level = 0, priority = 'P2', first_response_target = interval '4 hours',
+                   notices_sent = '{{}}'
              WHERE subject LIKE 'bench %' AND (substring(subject from 7)::int % {DUE_EVERY}) = 0
+            RETURNING id
             """  # noqa: S608 - a constant
         )
-        return int(cursor.rowcount)
+        due = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "UPDATE tickets_slacheck SET due_at = now() - interval '1 minute' WHERE ticket_id = ANY(%s)", [due]
+        )
+        return len(due)
 
 
 def _floor() -> float:
@@ -49,8 +52,8 @@ def _floor() -> float:
     began = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT * FROM tickets_ticket WHERE sla_next_check_at <= now() AND status = ANY(%s) "
-            "ORDER BY sla_next_check_at",
+            "SELECT t.* FROM tickets_ticket t JOIN tickets_slacheck c ON c.ticket_id = t.id "
+            "WHERE c.due_at <= now() AND t.status = ANY(%s) ORDER BY c.due_at",
             [list(OPEN)],
         )
         rows = cursor.fetchall()

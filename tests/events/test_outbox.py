@@ -163,12 +163,12 @@ def test_publish_many_writes_in_one_insert_and_fans_out_after_commit(
     from events.services import publish_many
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks, django_assert_num_queries(1):
-        events = publish_many([(acme, "ticket.sla_at_risk", {"n": n}) for n in range(3)])  # one INSERT
-    assert len(events) == 3 and len(callbacks) == 1
-    stored = Event.objects.get(pk=events[2].pk)
+        ids = publish_many([(acme, "ticket.sla_at_risk", {"n": n}) for n in range(3)])  # one INSERT
+    assert len(ids) == 3 and len(callbacks) == 1
+    stored = Event.objects.get(pk=ids[2])
     assert (stored.organization, stored.type, stored.payload) == (acme, "ticket.sla_at_risk", {"n": 2})
     assert calls == []
     callbacks[0]()  # one broker message fans out all three
     assert calls == [("recorder", "ticket.sla_at_risk")] * 3
-    assert not Event.objects.filter(pk__in=[event.pk for event in events], fanned_out_at__isnull=True).exists()
+    assert not Event.objects.filter(pk__in=ids, fanned_out_at__isnull=True).exists()
     assert publish_many([]) == []

@@ -17,7 +17,7 @@ from tests.factories import UserFactory
 from tests.helpers import race
 from tickets import escalation
 from tickets.escalation import sla_check
-from tickets.models import BusinessCalendar, SlaNotice, SupportSettings, Technician, Ticket, TicketStatus
+from tickets.models import BusinessCalendar, SlaCheck, SupportSettings, Technician, Ticket, TicketStatus
 from tickets.services import ticket_assign, ticket_create, ticket_set_status
 
 pytestmark = pytest.mark.django_db
@@ -177,10 +177,7 @@ def test_breaches_escalate_to_managers_then_admins_with_a_priority_rise(
     assert any("level 2, priority P1" in action for action in report.actions)
     assert ["admin@keel.test"] in [mail.to for mail in mailoutbox]
     # Checked first when already breached: no at-risk warning was due any more.
-    assert sorted(SlaNotice.objects.filter(ticket=ticket).values_list("kind", flat=True)) == [
-        "breach_level_1",
-        "breach_level_2",
-    ]
+    assert sorted(ticket.notices_sent) == ["breach_level_1", "breach_level_2"]
     assert sla_check(now=datetime(2026, 11, 24, 15, tzinfo=SYDNEY)).actions == []
 
 
@@ -192,10 +189,11 @@ def test_a_dry_run_reports_and_changes_nothing(acme, on_call, mailoutbox, django
         report = sla_check(now=later, dry_run=True)
     assert any("breached, level 1" in action for action in report.actions)
     ticket.refresh_from_db()
-    assert ticket.escalation_level == 0 and not SlaNotice.objects.exists() and mailoutbox == []
+    assert ticket.escalation_level == 0 and ticket.notices_sent == {} and mailoutbox == []
     call_command("check_sla_breaches", "--dry-run", stdout=out)
     assert "would be acted on" in out.getvalue()
-    assert not SlaNotice.objects.exists()
+    ticket.refresh_from_db()
+    assert ticket.notices_sent == {}
 
 
 def test_many_due_tickets_are_checked_in_batches_once_each_dry_or_not(acme, on_call, monkeypatch):
@@ -203,7 +201,7 @@ def test_many_due_tickets_are_checked_in_batches_once_each_dry_or_not(acme, on_c
     tickets = [ticket_create(organization=acme, subject=f"Down {n}", priority="P1", now=MONDAY_9) for n in range(5)]
     later = MONDAY_9 + timedelta(hours=2, minutes=30)  # first response (2 h) breached, not yet level 2
     dry = sla_check(now=later, dry_run=True)  # every ticket stays due: paging must still end
-    assert dry.checked == 5 and not SlaNotice.objects.exists()
+    assert dry.checked == 5 and not Ticket.objects.exclude(notices_sent={}).exists()
     real = sla_check(now=later)
     assert real.checked == 5
     assert {ticket.escalation_level for ticket in Ticket.objects.filter(pk__in=[t.pk for t in tickets])} == {1}
@@ -216,11 +214,39 @@ def test_paused_and_resolved_tickets_are_left_alone(acme, on_call):
     done = ticket_create(organization=acme, subject="Done", priority="P1", now=MONDAY_9)
     ticket_set_status(ticket=done, status=TicketStatus.RESOLVED, now=MONDAY_9 + timedelta(minutes=5))
     report = sla_check(now=MONDAY_9 + timedelta(days=3))
-    kinds = set(SlaNotice.objects.values_list("ticket__subject", "kind"))
-    assert ("Done", "breach_level_1") not in kinds
+    assert Ticket.objects.get(pk=done.pk).notices_sent == {}
     # The paused ticket's first response still runs (only a staff reply stops it); its resolution clock is paused.
     assert Ticket.objects.get(pk=paused.pk).resolution_state == "paused"
     assert all("T-1002" not in action for action in report.actions)
+
+
+def queued(ticket: Ticket) -> datetime | None:
+    return SlaCheck.objects.filter(ticket=ticket).values_list("due_at", flat=True).first()
+
+
+def test_the_check_queue_follows_each_ticket_next_check(acme, on_call):
+    ticket = ticket_create(organization=acme, subject="Down", priority="P1", now=MONDAY_9)
+    assert queued(ticket) == ticket.sla_next_check_at == datetime(2026, 11, 23, 10, 36, tzinfo=SYDNEY)
+    sla_check(now=MONDAY_9 + timedelta(minutes=97))  # at risk: next, the breach at 11:00
+    assert queued(ticket) == datetime(2026, 11, 23, 11, tzinfo=SYDNEY)
+    ticket_set_status(ticket=ticket, status=TicketStatus.RESOLVED, now=MONDAY_9 + timedelta(minutes=98))
+    assert queued(ticket) is None  # nothing left to check
+    ticket_set_status(ticket=ticket, status=TicketStatus.OPEN, now=MONDAY_9 + timedelta(minutes=99))
+    ticket.refresh_from_db()
+    assert queued(ticket) == ticket.sla_next_check_at is not None
+    ticket.delete()
+    assert not SlaCheck.objects.exists()
+
+
+def test_the_check_reads_only_the_queue(acme, on_call):
+    # A ticket off the queue is not read, whatever its columns say; one on it is, and is filed again.
+    off = ticket_create(organization=acme, subject="Off", priority="P1", now=MONDAY_9)
+    on = ticket_create(organization=acme, subject="On", priority="P1", now=MONDAY_9)
+    SlaCheck.objects.filter(ticket=off).delete()
+    report = sla_check(now=MONDAY_9 + timedelta(hours=2, minutes=30))
+    assert report.checked == 1 and [action.split(":")[0] for action in report.actions] == ["T-1002"]
+    on.refresh_from_db()
+    assert queued(on) == on.sla_next_check_at == datetime(2026, 11, 23, 12, tzinfo=SYDNEY)  # level 2 at 12:00
 
 
 @pytest.mark.django_db(transaction=True)
@@ -235,5 +261,5 @@ def test_two_runs_at_once_notify_once_per_level(acme):
     reports = race(lambda: sla_check(now=MONDAY_9 + timedelta(hours=2, minutes=30)), 3)
     actions = [action for report in reports for action in report.actions]
     assert len([action for action in actions if "level 1" in action]) == 6
-    assert SlaNotice.objects.filter(kind="breach_level_1").count() == 6
+    assert Ticket.objects.filter(notices_sent__has_key="breach_level_1").count() == 6
     assert set(Ticket.objects.values_list("escalation_level", flat=True)) == {1}

@@ -747,3 +747,22 @@ def test_a_clock_accrues_exactly_the_business_time_outside_its_pauses(data):
         assert business_time_between(calendar, start, due) == target + business_time_between(
             calendar, pause_start, pause_end
         )
+
+
+@PROPERTY
+@given(st.data())
+def test_round_the_clock_calendars_count_elapsed_time_like_any_other_calendar(data):
+    # Calendar.always takes a shortcut (business time is elapsed time); a calendar with the same cover in two halves
+    # a day goes the long way through the week. They must agree, across DST changes and in every zone.
+    zone = data.draw(st.sampled_from(ZONES))
+    start = data.draw(instants(zone))
+    halves = Calendar(zone, tuple(half for day in EVERY_DAY for half in ((day, 0, 720), (day, 720, 1440))))
+    always = Calendar.always(zone)
+    duration = data.draw(st.integers(0, 30 * 1440)) * MINUTE
+    assert add_business_time(always, start, duration) == add_business_time(halves, start, duration)
+    assert add_business_time(always, start, duration).astimezone(UTC) == start.astimezone(UTC) + duration
+    end = shift(start, data.draw(st.integers(-60, 30 * 1440)) * MINUTE)
+    assert business_time_between(always, start, end) == business_time_between(halves, start, end)
+    pauses = [(shift(start, H), shift(start, 3 * H))]
+    now = shift(start, 10 * H)
+    assert clock_evaluate(always, start, 8 * H, pauses, now) == clock_evaluate(halves, start, 8 * H, pauses, now)

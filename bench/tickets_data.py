@@ -54,13 +54,14 @@ def populate(total: int) -> bool:
                 id, organization_id, number, subject, description, requester_email, status, priority, category,
                 required_skills, channel, tags, routing_reason, sla_calendar_id, sla_always_on, sla_started_at,
                 first_response_target, resolution_target, at_risk_ratio, sla_pauses, first_response_due,
-                resolution_due, first_response_state, resolution_state, sla_remaining_seconds, sla_next_check_at,
-                escalation_level, created_at, updated_at)
+                resolution_due, first_response_state, resolution_state, sla_remaining_seconds, first_response_risk_at,
+                resolution_risk_at, sla_next_check_at, escalation_level, notices_sent, created_at, updated_at)
             SELECT gen_random_uuid(), ({org_ids})[1 + n %% {ORGANIZATIONS}], 1000 + n / {ORGANIZATIONS},
                    'bench ' || n, 'generated', '', 'OPEN', 'P2', '', '[]', 'api', '[]', '', %s, false,
                    now() - interval '1 hour', interval '4 hours', interval '16 hours', 0.80, '[]',
                    now() + interval '3 hours', now() + interval '15 hours', 'ok', 'ok', 10800,
-                   now() + interval '1 hour' + (n %% 1000) * interval '1 minute', 0,
+                   now() + interval '132 minutes', now() + interval '708 minutes',
+                   now() + interval '1 hour' + (n %% 1000) * interval '1 minute', 0, '{{}}',
                    now() - n * interval '1 minute', now()
             FROM generate_series(1, %s) AS n
             """,  # noqa: S608 - the only interpolated values are our own generated uuids and integer constants

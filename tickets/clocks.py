@@ -26,6 +26,8 @@ SLA_FIELDS = [
     "first_response_state",
     "resolution_state",
     "sla_remaining_seconds",
+    "first_response_risk_at",
+    "resolution_risk_at",
     "sla_next_check_at",
 ]
 
@@ -127,17 +129,26 @@ def readings(ticket: Ticket, now: datetime) -> tuple[sla.ClockReading | None, sl
     return first, resolution
 
 
-def _next_change(ticket: Ticket, reading: sla.ClockReading | None, target: timedelta | None,
-                 pauses: list[sla.Pause], level: int) -> datetime | None:  # fmt: skip
-    """When this clock next changes state by itself: at risk, breached, or time for the next escalation."""
-    if reading is None or target is None or reading.due is None:
+def _risk_at(ticket: Ticket, reading: sla.ClockReading | None, target: timedelta | None,
+             pauses: list[sla.Pause]) -> datetime | None:  # fmt: skip
+    """When a clock that is running and not yet at risk turns at risk; None for any other clock."""
+    if reading is None or target is None or reading.due is None or reading.state != sla.ClockState.OK:
         return None
-    if reading.state == sla.ClockState.OK:
-        return sla.clock_due(calendar_of(ticket), ticket.sla_started_at, target * float(ticket.at_risk_ratio), pauses)
-    if reading.state == sla.ClockState.AT_RISK:
-        return reading.due
-    if reading.state == sla.ClockState.BREACHED and level < 2:
-        return reading.due + target / 2 if level == 1 else reading.due
+    return sla.clock_due(calendar_of(ticket), ticket.sla_started_at, target * float(ticket.at_risk_ratio), pauses)
+
+
+def next_change(state: str, risk_at: datetime | None, due: datetime | None, target: timedelta | None,
+                level: int) -> datetime | None:  # fmt: skip
+    """When a clock next changes state by itself: at risk, breached, or time for the next escalation. From the stored
+    reading alone (the breach check's SQL follows the same rules)."""
+    if due is None or target is None:
+        return None
+    if state == ClockState.OK:
+        return risk_at
+    if state == ClockState.AT_RISK:
+        return due
+    if state == ClockState.BREACHED and level < 2:
+        return due + target / 2 if level == 1 else due
     return None
 
 
@@ -157,11 +168,16 @@ def clocks_refresh(ticket: Ticket, now: datetime | None = None) -> None:
     nearest = min(running, key=lambda reading: reading.remaining, default=None)
     ticket.sla_remaining_seconds = int(nearest.remaining.total_seconds()) if nearest else None
     if ticket.status in DONE_STATUSES:
-        ticket.sla_next_check_at = None
+        ticket.first_response_risk_at = ticket.resolution_risk_at = ticket.sla_next_check_at = None
         return
     pauses = pauses_of(ticket) if ticket.status in PAUSED_STATUSES or ticket.sla_pauses else []
+    ticket.first_response_risk_at = _risk_at(ticket, first, ticket.first_response_target, [])
+    ticket.resolution_risk_at = _risk_at(ticket, resolution, ticket.resolution_target, pauses)
+    level = ticket.escalation_level
     candidates = [
-        _next_change(ticket, first, ticket.first_response_target, [], ticket.escalation_level),
-        _next_change(ticket, resolution, ticket.resolution_target, pauses, ticket.escalation_level),
-    ]
+        next_change(ticket.first_response_state, ticket.first_response_risk_at, ticket.first_response_due,
+                    ticket.first_response_target, level),
+        next_change(ticket.resolution_state, ticket.resolution_risk_at, ticket.resolution_due,
+                    ticket.resolution_target, level),
+    ]  # fmt: skip
     ticket.sla_next_check_at = min((when for when in candidates if when is not None), default=None)

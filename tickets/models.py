@@ -88,6 +88,14 @@ class BusinessCalendar(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        SlaCheck.recheck(Ticket.objects.filter(sla_calendar=self))  # their instants were read on the old hours
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        SlaCheck.recheck(Ticket.objects.filter(sla_calendar=self))
+        return super().delete(*args, **kwargs)
+
     def as_calendar(self, *, always_open: bool = False) -> sla.Calendar:
         if always_open or self.always_open:
             return sla.Calendar.always(self.timezone)
@@ -202,7 +210,11 @@ class Ticket(TenantModel):
     resolution_due = models.DateTimeField(null=True, blank=True)
     first_response_state = models.CharField(max_length=10, choices=ClockState.choices, default=ClockState.OK)
     resolution_state = models.CharField(max_length=10, choices=ClockState.choices, default=ClockState.OK)
+    # As of the last full reading; pages and the API read open tickets' clocks live.
     sla_remaining_seconds = models.IntegerField(null=True, blank=True)
+    # When each clock turns at risk, while it runs and is not at risk yet.
+    first_response_risk_at = models.DateTimeField(null=True, blank=True)
+    resolution_risk_at = models.DateTimeField(null=True, blank=True)
     sla_next_check_at = models.DateTimeField(null=True, blank=True)
     escalation_level = models.PositiveSmallIntegerField(default=0)
     # {kind: ISO instant}: what the ticket's watchers were told, once each (a clock at risk, a breach level, no
@@ -247,7 +259,8 @@ class Ticket(TenantModel):
 
 class SlaCheck(models.Model):
     """The breach check's queue: one row per open ticket with a clock still to change state, due at the ticket's
-    ``sla_next_check_at``.
+    ``sla_next_check_at``. An entry that differs from its ticket's ``sla_next_check_at`` was moved by something other
+    than a reading of the clocks (see ``recheck``).
 
     It is kept apart from the ticket so that no index on the ticket covers a column the clocks rewrite: PostgreSQL can
     then update a ticket's readings in place (a heap-only update) instead of adding an entry to each of its indexes,
@@ -262,6 +275,12 @@ class SlaCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticket_id} at {self.due_at:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def recheck(cls, tickets: models.QuerySet[Ticket]) -> int:
+        """Have the next breach check read these tickets' clocks afresh: their queue entry comes due now, and no
+        longer matches the ticket's ``sla_next_check_at``, which tells the check not to trust the stored instants."""
+        return cls.objects.filter(ticket__in=tickets).update(due_at=timezone.now())
 
     @classmethod
     def file(cls, tickets: Sequence[Ticket]) -> None:

@@ -11,11 +11,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, Protocol
 
 from django.contrib.auth.models import Group
 from django.db.models import Count
 
 from tenancy.emails import email_send
+from tenancy.models import Organization
 from tickets import sla
 from tickets.models import OPEN_STATUSES, SupportSettings, Technician, Ticket
 
@@ -100,7 +102,21 @@ def notice_once(ticket: Ticket, kind: str, now: datetime) -> bool:
     return True
 
 
-def alert(ticket: Ticket, *, to: list[str], headline: str, detail: str) -> None:
+class Announced(Protocol):
+    """What an alert says about a ticket: a Ticket, or the breach check's facts about one."""
+
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def organization(self) -> Organization: ...
+    def get_priority_display(self) -> str: ...
+
+
+def alert(ticket: Announced, *, to: list[str], headline: str, detail: str) -> None:
     if not to:
         return
     email_send(

@@ -19,6 +19,7 @@ of the ticket's activity; non-matches are not logged.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -135,22 +136,26 @@ def run_workflows(
         _evaluate(ticket, trigger, workflows, chain or _Chain(), changes=changes, actor=actor)
 
 
-def run_workflows_many(triggered: Sequence[tuple[Ticket, str]]) -> None:
-    """``run_workflows`` for a batch (the breach check): one query finds the workflows any of them could need, so a
-    batch with none costs that query alone. A ticket with both clocks at risk at once triggers once."""
-    triggered = list({(ticket.pk, trigger): (ticket, trigger) for ticket, trigger in triggered}.values())
-    if not triggered:
+def run_workflows_many(triggered: Sequence[tuple[uuid.UUID, uuid.UUID, str]]) -> None:
+    """``run_workflows`` for a batch (the breach check), given (ticket id, organization id, trigger): one query finds
+    the workflows any of them could need, so a batch with none costs that query alone, and only the tickets some
+    workflow could act on are read. A ticket with both clocks at risk at once triggers once."""
+    unique = list(dict.fromkeys(triggered))
+    if not unique:
         return
-    organizations = {ticket.organization_id for ticket, _ in triggered}
     workflows = _ordered(
-        Workflow.objects.filter(active=True, trigger__in={trigger for _, trigger in triggered}).filter(
-            Q(organization=None) | Q(organization_id__in=organizations)
+        Workflow.objects.filter(active=True, trigger__in={trigger for _, _, trigger in unique}).filter(
+            Q(organization=None) | Q(organization_id__in={organization for _, organization, _ in unique})
         )
     )
-    for ticket, trigger in triggered if workflows else ():
-        mine = [w for w in workflows if w.trigger == trigger and w.organization_id in (None, ticket.organization_id)]
+    runs = []
+    for pk, organization, trigger in unique if workflows else ():
+        mine = [w for w in workflows if w.trigger == trigger and w.organization_id in (None, organization)]
         if mine:
-            _evaluate(ticket, trigger, mine, _Chain(), changes=None, actor=None)
+            runs.append((pk, trigger, mine))
+    tickets = Ticket.objects.select_related("organization", "assignee").in_bulk({pk for pk, _, _ in runs})
+    for pk, trigger, mine in runs:
+        _evaluate(tickets[pk], trigger, mine, _Chain(), changes=None, actor=None)
 
 
 def _evaluate(

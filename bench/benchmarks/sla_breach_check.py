@@ -33,6 +33,7 @@ def _make_due() -> int:
             UPDATE tickets_ticket
                SET sla_started_at = now() - interval '210 minutes', first_response_state = 'ok',
                    first_response_due = now() + interval '30 minutes', sla_next_check_at = now() - interval '1 minute',
+                   first_response_risk_at = now() - interval '18 minutes',
                    escalation_level = 0, priority = 'P2', first_response_target = interval '4 hours',
                    notices_sent = '{{}}'
              WHERE subject LIKE 'bench %' AND (substring(subject from 7)::int % {DUE_EVERY}) = 0
@@ -41,7 +42,9 @@ def _make_due() -> int:
         )
         due = [row[0] for row in cursor.fetchall()]
         cursor.execute(
-            "UPDATE tickets_slacheck SET due_at = now() - interval '1 minute' WHERE ticket_id = ANY(%s)", [due]
+            "UPDATE tickets_slacheck c SET due_at = t.sla_next_check_at FROM tickets_ticket t "
+            "WHERE t.id = c.ticket_id AND t.id = ANY(%s)",
+            [due],
         )
         return len(due)
 

@@ -6,7 +6,7 @@ business time of the clocks that stopped, and the tickets with a breach; and the
 Overall, and per priority, organization or technician (the assignee).
 
 ``sla_performance`` is the portal's smaller view of one organization over rolling windows (the last 30 and 90 days):
-stored clock states only, and wall-clock response times, as its page explains to customers.
+the same met and breached clocks, and wall-clock response times, as its page explains to customers.
 
 Report windows given as dates are UTC days (``report_period``): ``from`` is inclusive, ``to`` inclusive as a whole
 day, so the window ends at the next UTC midnight. A fixed zone keeps partner-wide reports over organizations in
@@ -72,15 +72,13 @@ class Performance:
 RESPONSE_TIME = ExpressionWrapper(F("first_responded_at") - F("created_at"), output_field=DurationField())
 
 
-def _measures(within: Q) -> dict[str, Any]:
+def _measures(within: Q, now: datetime) -> dict[str, Any]:
     responded = within & Q(first_responded_at__isnull=False)
-    measures: dict[str, Any] = {
-        "tickets": Count("pk", filter=within),
-        "first_response_met": Count("pk", filter=within & Q(first_response_state=ClockState.MET)),
-        "first_response_breached": Count("pk", filter=within & Q(first_response_state=ClockState.BREACHED)),
-        "resolution_met": Count("pk", filter=within & Q(resolution_state=ClockState.MET)),
-        "resolution_breached": Count("pk", filter=within & Q(resolution_state=ClockState.BREACHED)),
-    }
+    measures: dict[str, Any] = {"tickets": Count("pk", filter=within)}
+    for clock in ("first_response", "resolution"):
+        met, breached = clock_outcomes(clock, now)
+        measures[f"{clock}_met"] = Count("pk", filter=within & met)
+        measures[f"{clock}_breached"] = Count("pk", filter=within & breached)
     if connection.vendor == "postgresql":
         measures["median_first_response"] = Median(RESPONSE_TIME, filter=responded)
     return measures
@@ -105,9 +103,10 @@ def sla_performance(
     organization: Organization, *, now: datetime, windows: Sequence[int] = PERFORMANCE_WINDOWS
 ) -> tuple[list[Performance], list[Performance]]:
     """The organization's SLA performance over the tickets opened in each of the last ``windows`` days, and per
-    priority over the longest window. Compliance is met / (met + breached) of the stored clock states (clocks
-    still running count once they breach); the response time is wall-clock time from opening to the first public
-    staff reply. Two queries (three without PostgreSQL), whatever the number of tickets."""
+    priority over the longest window. Compliance is met / (met + breached), decided as in the staff report
+    (``clock_outcomes``: a clock still running past its due time is breached already); the response time is
+    wall-clock time from opening to the first public staff reply. Two queries (three without PostgreSQL), whatever
+    the number of tickets."""
     longest = max(windows)
     tickets = Ticket.objects.for_org(organization).filter(
         merged_into__isnull=True, created_at__gte=now - timedelta(days=longest)
@@ -116,12 +115,12 @@ def sla_performance(
     # Query 1: every measure of every window at once.
     aggregates: dict[str, Any] = {}
     for days in windows:
-        for name, measure in _measures(Q(created_at__gte=since[days])).items():
+        for name, measure in _measures(Q(created_at__gte=since[days]), now).items():
             aggregates[f"{name}_{days}"] = measure
     totals = tickets.aggregate(**aggregates)
     # Query 2: the longest window per priority.
     per_priority = {
-        row["priority"]: row for row in tickets.values("priority").annotate(**_measures(Q())).order_by("priority")
+        row["priority"]: row for row in tickets.values("priority").annotate(**_measures(Q(), now)).order_by("priority")
     }
     medians: dict[Any, timedelta] = {}
     if connection.vendor != "postgresql":

@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from billing import services
+from billing.services.invoicing import invoices_generate
 
 
 @shared_task(acks_late=True)
@@ -15,3 +16,9 @@ def retry_stripe_events() -> int:
     for event_pk in due:
         process_stripe_event.delay(event_pk)
     return len(due)
+
+
+@shared_task
+def generate_recurring_invoices() -> int:
+    """Beat, daily: invoice every contract period due today (in each organization's time zone)."""
+    return invoices_generate().created

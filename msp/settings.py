@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from msp.env import env, to_bool, to_list
@@ -271,6 +272,10 @@ CELERY_BEAT_SCHEDULE = {
     "quotes-expire": {"task": "quotes.tasks.expire_quotes", "schedule": 900.0},
     "billing-retry-stripe-events": {"task": "billing.tasks.retry_stripe_events", "schedule": 30.0},
     "tickets-check-sla-breaches": {"task": "tickets.tasks.check_sla_breaches", "schedule": 900.0},
+    "billing-generate-recurring-invoices": {
+        "task": "billing.tasks.generate_recurring_invoices",
+        "schedule": crontab(hour=0, minute=30),
+    },
 }
 
 # Partner API.

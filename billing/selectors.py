@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Case, IntegerField, Sum, Value, When
 
 from billing.models import SmsCreditEntry, Subscription, SubscriptionStatus
-from tenancy.models import Organization
+from tenancy.models import Membership, Organization, Role
 
 
 def current_subscription(organization: Organization) -> Subscription | None:
@@ -28,3 +28,12 @@ def sms_credit_balance(organization: Organization) -> int:
 def checkout_provisioned(session_id: str) -> bool:
     """Has the checkout with this session id become a customer yet?"""
     return bool(session_id) and Subscription.objects.filter(checkout_session_id=session_id).exists()
+
+
+def billing_contacts(organization: Organization) -> list[str]:
+    """Who receives an organization's invoices and contract notices: its active owners and admins."""
+    return sorted(
+        Membership.objects.filter(organization=organization, role__in=[Role.OWNER, Role.ADMIN], user__is_active=True)
+        .values_list("user__email", flat=True)
+        .distinct()
+    )

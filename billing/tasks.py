@@ -1,6 +1,9 @@
 from celery import shared_task
+from django.utils import timezone
 
 from billing import services
+from billing.services.contracts import contracts_renewal_notices
+from billing.services.invoices import invoice_email
 from billing.services.invoicing import invoices_generate
 
 
@@ -20,5 +23,13 @@ def retry_stripe_events() -> int:
 
 @shared_task
 def generate_recurring_invoices() -> int:
-    """Beat, daily: invoice every contract period due today (in each organization's time zone)."""
+    """Beat, daily: tell customers of contracts renewing within 30 days, then invoice every contract period due
+    today (in each organization's time zone)."""
+    contracts_renewal_notices(today=timezone.localdate())
     return invoices_generate().created
+
+
+@shared_task(acks_late=True)
+def send_invoice(invoice_id: str) -> bool:
+    """Email a finalized invoice with its PDF (after the finalizing transaction commits)."""
+    return invoice_email(invoice_id=invoice_id)

@@ -546,8 +546,8 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="invoice",
             constraint=models.CheckConstraint(
-                condition=models.Q(("status", "DRAFT"), ("number__isnull", False), _connector="OR"),
-                name="invoice_numbered_unless_draft",
+                condition=models.Q(("status__in", ["DRAFT", "VOID"]), ("number__isnull", False), _connector="OR"),
+                name="invoice_numbered_once_issued",
             ),
         ),
         migrations.AddConstraint(

@@ -85,8 +85,9 @@ class Invoice(TenantModel):
                 fields=["organization", "number"], condition=Q(number__isnull=False), name="invoice_number_per_org"
             ),
             models.CheckConstraint(condition=Q(status__in=InvoiceStatus.values), name="invoice_status_valid"),
+            # A draft has no number yet; a voided draft never gets one. Everything issued has one.
             models.CheckConstraint(
-                condition=Q(status="DRAFT") | Q(number__isnull=False), name="invoice_numbered_unless_draft"
+                condition=Q(status__in=["DRAFT", "VOID"]) | Q(number__isnull=False), name="invoice_numbered_once_issued"
             ),
         ]
         indexes = [

@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from billing import periods, proration, rating
@@ -22,7 +23,9 @@ from billing.models import (
     Timing,
     UsageRecord,
 )
-from billing.services.invoicing import adjustments_invoice, position_after, schedule_of, terms_of
+from billing.selectors import billing_contacts
+from billing.services.invoicing import adjustments_invoice, position_after, renewed_end, schedule_of, terms_of
+from tenancy.emails import email_send
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization
 
@@ -39,13 +42,20 @@ LINE_FIELDS = (
 )
 
 
-def _decimal(value: Any, field: str, errors: dict[str, list[str]]) -> Decimal | None:
+def decimal_field(value: Any, field: str, errors: dict[str, list[str]], *, negative: bool = False) -> Decimal | None:
+    """``value`` as a Decimal, or None with the reason added to ``errors[field]``."""
+    if value is None or isinstance(value, bool) or str(value).strip() == "":
+        errors.setdefault(field, []).append("A number is required.")
+        return None
     try:
-        number = Decimal(str(value))
+        number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         errors.setdefault(field, []).append("Must be a number.")
         return None
-    if not number.is_finite() or number < 0:
+    if not number.is_finite() or abs(number) >= Decimal("1e12"):
+        errors.setdefault(field, []).append("Must be a finite number below a trillion.")
+        return None
+    if number < 0 and not negative:
         errors.setdefault(field, []).append("Must be a number of zero or more.")
         return None
     return number
@@ -68,7 +78,7 @@ def _tiers(value: Any, field: str, errors: dict[str, list[str]]) -> list[dict[st
                 if name == "unit_price":
                     errors.setdefault(field, []).append(f"tiers[{index}]: unit_price is required.")
                 continue
-            number = _decimal(raw, field, errors)
+            number = decimal_field(raw, field, errors)
             if number is not None:
                 clean[name] = str(number)
         tiers.append(clean)
@@ -95,7 +105,7 @@ def line_check(organization: Organization, data: dict[str, Any], prefix: str = "
     line.pricing_model = model
     for name in ("amount", "unit_price", "quantity", "included_quantity", "overage_rate"):
         if name in data and data[name] is not None:
-            value = _decimal(data[name], f"{prefix}{name}", errors)
+            value = decimal_field(data[name], f"{prefix}{name}", errors)
             if value is not None:
                 setattr(line, name, value)
     line.tiers = _tiers(data.get("tiers") or [], f"{prefix}tiers", errors)
@@ -214,7 +224,7 @@ def contract_line_change(
     changes = {}
     for name, value in (("quantity", quantity), ("unit_price", unit_price), ("amount", amount)):
         if value is not None:
-            number = _decimal(value, name, errors)
+            number = decimal_field(value, name, errors)
             if number is not None:
                 changes[name] = number
     if not changes and not errors:
@@ -261,7 +271,7 @@ def usage_record(
     """Record metered usage once per idempotency key: returns (record, created). The same key again returns the first
     record; the same key with different values is a conflict."""
     errors: dict[str, list[str]] = {}
-    number = _decimal(quantity, "quantity", errors)
+    number = decimal_field(quantity, "quantity", errors)
     key = str(idempotency_key or "").strip()
     if not key or len(key) > 200:
         errors["idempotency_key"] = ["An idempotency key of 1 to 200 characters is required."]
@@ -288,3 +298,46 @@ def usage_record(
     if (existing.contract_id, existing.metric, existing.quantity) != (contract.pk, metric, number):
         raise ConflictError("This idempotency key was used for different usage.", field="idempotency_key")
     return existing, False
+
+
+RENEWAL_NOTICE_DAYS = 30
+
+
+def contracts_renewal_notices(*, today: date) -> int:
+    """Tell each auto-renewing contract's billing contacts, 30 days before its end, that it will renew (once per end
+    date). Returns how many contracts were noticed."""
+    due = (
+        Contract.objects.select_related("organization")
+        .filter(
+            status=ContractStatus.ACTIVE,
+            auto_renew=True,
+            renewal_term_months__isnull=False,
+            end_date__gt=today,
+            end_date__lte=today + timedelta(days=RENEWAL_NOTICE_DAYS),
+        )
+        .exclude(renewal_notice_for=F("end_date"))
+    )
+    noticed = 0
+    for contract in due:
+        with transaction.atomic():
+            claimed = (
+                Contract.objects.filter(pk=contract.pk)
+                .exclude(renewal_notice_for=F("end_date"))
+                .update(renewal_notice_for=F("end_date"))
+            )
+            if not claimed:  # another run told them
+                continue
+            term = contract.renewal_term_months or 0
+            email_send(
+                to=billing_contacts(contract.organization),
+                template="contract_renewal",
+                context={
+                    "contract_name": contract.name,
+                    "end_date": f"{contract.end_date:%-d %B %Y}",
+                    "next_end": f"{renewed_end(contract):%-d %B %Y}",
+                    "term": f"{term} month{'s' if term != 1 else ''}",
+                },
+                organization=contract.organization,
+            )
+            noticed += 1
+    return noticed

@@ -20,6 +20,7 @@ Invoices go out OPEN and numbered, or stay DRAFT for organizations that review d
 from __future__ import annotations
 
 import uuid
+from calendar import monthrange
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -38,6 +39,7 @@ from billing.models import (
     ContractAdjustment,
     ContractLine,
     ContractStatus,
+    Cycle,
     DocumentCounter,
     Invoice,
     InvoiceLine,
@@ -48,6 +50,7 @@ from billing.models import (
     UsageRecord,
 )
 from events.services import publish_many
+from tenancy.audit import audit_record
 from tenancy.models import Organization
 from tenancy.recordset import update_many
 from tickets.models import TimeEntry
@@ -104,12 +107,22 @@ def invoice_on(piece: periods.Period, timing: str) -> date:
     return piece.start if timing == Timing.ADVANCE else piece.end
 
 
+def renews(contract: Contract) -> bool:
+    return bool(contract.auto_renew and contract.renewal_term_months and contract.end_date)
+
+
 def position_after(contract: Contract, start: date | None) -> tuple[date | None, date | None]:
-    """(next period start, next invoice date) for a contract whose next uninvoiced day is ``start``."""
-    if start is None or (contract.end_date is not None and start >= contract.end_date):
+    """(next period start, next invoice date) for a contract whose next uninvoiced day is ``start``. Past the end
+    of an auto-renewing contract, the first period of its next term (it renews when that period is invoiced)."""
+    if start is None:
         return None, None
+    end_date = contract.end_date
+    if end_date is not None and start >= end_date:
+        if not renews(contract):
+            return None, None
+        end_date = renewed_end(contract)
     cycle_period = periods.period_containing(schedule_of(contract), start)
-    end = min(cycle_period.end, contract.end_date) if contract.end_date else cycle_period.end
+    end = min(cycle_period.end, end_date) if end_date else cycle_period.end
     return start, invoice_on(periods.Period(start, end), contract.timing)
 
 
@@ -163,6 +176,7 @@ class BatchInputs:
     adjustments: dict[uuid.UUID, list[ContractAdjustment]]
     review: set[uuid.UUID]  # organizations that review drafts
     taken_time: set[int] = field(default_factory=set)
+    renewed: list[tuple[Contract, date | None]] = field(default_factory=list)  # (contract, the end it renewed at)
 
 
 def _inputs(contracts: list[Contract], through: date) -> BatchInputs:
@@ -265,16 +279,42 @@ def _add_adjustments(plan: PlannedInvoice, inputs: BatchInputs) -> None:
         plan.adjustments.append(adjustment.pk)
 
 
+def renewed_end(contract: Contract) -> date:
+    """The end of the next renewal term: ``renewal_term_months`` after the current end, on the anchor day when the
+    end falls on it (a term ending 31 January renews to 28 February, then 31 March: no drift), else on the same day
+    of the month, clamped to short months."""
+    end = contract.end_date
+    if end is None or not contract.renewal_term_months:
+        raise ValueError(f"contract {contract.pk} has no end or no renewal term to renew for")
+    years, month = divmod(end.month - 1 + contract.renewal_term_months, 12)
+    year, month = end.year + years, month + 1
+    anchored = contract.cycle != Cycle.WEEKLY and end.day == min(
+        contract.anchor_day, monthrange(end.year, end.month)[1]
+    )
+    day = contract.anchor_day if anchored else end.day
+    return date(year, month, min(day, monthrange(year, month)[1]))
+
+
 def _plan_contract(contract: Contract, through: date, inputs: BatchInputs) -> list[PlannedInvoice]:
-    """Every period the contract owes by ``through``; moves the contract's position past them (not saved)."""
+    """Every period the contract owes by ``through``; moves the contract's position past them (not saved). An
+    auto-renewing contract renews for its term when the first period after its end is invoiced; any other ends
+    once its last period is."""
     plans = []
     while contract.next_period_start is not None and contract.next_invoice_on is not None:
         if contract.next_invoice_on > through:
             break
+        if contract.end_date is not None and contract.next_period_start >= contract.end_date:
+            # The first period of the next term is due: the contract renews now, unless renewal was turned off
+            # since the last invoice.
+            if not renews(contract):
+                contract.next_period_start = contract.next_invoice_on = None
+                break
+            inputs.renewed.append((contract, contract.end_date))
+            contract.end_date = renewed_end(contract)
         piece, cycle_period = _piece(contract, contract.next_period_start)
         plans.append(_plan_period(contract, piece, cycle_period, inputs))
         contract.next_period_start, contract.next_invoice_on = position_after(contract, piece.end)
-    if contract.next_period_start is None and not contract.auto_renew:
+    if contract.next_period_start is None:
         contract.status = ContractStatus.ENDED
     return plans
 
@@ -451,7 +491,14 @@ def invoices_generate(
             invoices = _write(plans, now, inputs)
             for contract in contracts:
                 contract.updated_at = now
-            update_many(contracts, ["next_period_start", "next_invoice_on", "status", "updated_at"])
+            update_many(contracts, ["next_period_start", "next_invoice_on", "status", "end_date", "updated_at"])
+            for renewed, old_end in inputs.renewed:
+                audit_record(
+                    action="contract.renewed",
+                    organization=renewed.organization,
+                    target=renewed,
+                    changes={"end_date": [str(old_end), str(renewed.end_date)]},
+                )
             report.contracts += len(contracts)
             report.created += len(invoices)
             report.lines += [_describe(invoice, plan) for invoice, plan in zip(invoices, plans, strict=True)]

@@ -339,3 +339,71 @@ def test_another_organization_is_never_invoiced_for_a_contract(acme, globex):
     assert invoices_generate(through=date(2026, 3, 1), organization=acme).created == 0
     assert not Invoice.objects.exists()
     assert invoices_generate(through=date(2026, 3, 1) + timedelta(days=0)).created == 1
+
+
+def test_an_auto_renewing_contract_renews_for_its_term_and_keeps_invoicing(acme):
+    made = contract(
+        acme,
+        flat("100.00"),
+        start_date=date(2026, 1, 31),
+        anchor_day=31,
+        end_date=date(2026, 4, 30),
+        auto_renew=True,
+        renewal_term_months=1,
+    )
+    invoices_generate(through=date(2026, 6, 30))
+    made.refresh_from_db()
+    # Ends 30 April; renews to 31 May (the anchor day, not the 30th), then to 30 June, then 31 July.
+    assert (made.status, made.end_date, made.next_period_start) == (
+        ContractStatus.ACTIVE,
+        date(2026, 7, 31),
+        date(2026, 7, 31),
+    )
+    periods = list(Invoice.objects.filter(contract=made).order_by("period_start").values_list("period_start", "total"))
+    assert [start for start, _ in periods] == [
+        date(2026, 1, 31),
+        date(2026, 2, 28),
+        date(2026, 3, 31),
+        date(2026, 4, 30),
+        date(2026, 5, 31),
+        date(2026, 6, 30),
+    ]
+    assert {total for _, total in periods} == {D("110.00")}
+    from tenancy.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="contract.renewed").count() == 3
+
+
+def test_a_contract_that_does_not_renew_ends_at_its_end(acme):
+    made = contract(acme, flat("100.00"), end_date=date(2026, 5, 1))
+    invoices_generate(through=date(2026, 8, 1))
+    made.refresh_from_db()
+    assert made.status == ContractStatus.ENDED and Invoice.objects.filter(contract=made).count() == 2
+
+
+def test_renewal_notices_go_out_thirty_days_before_the_end_once(
+    acme, alice, mailoutbox, django_capture_on_commit_callbacks
+):
+    from billing.services.contracts import contracts_renewal_notices
+
+    contract(
+        acme, flat("100.00"), name="Managed IT", end_date=date(2027, 3, 1), auto_renew=True, renewal_term_months=12
+    )
+    contract(acme, flat("100.00"), name="One-off", end_date=date(2027, 3, 1))
+    assert contracts_renewal_notices(today=date(2027, 1, 29)) == 0  # 31 days before
+    with django_capture_on_commit_callbacks(execute=True):
+        assert contracts_renewal_notices(today=date(2027, 1, 30)) == 1
+        assert contracts_renewal_notices(today=date(2027, 2, 10)) == 0
+    (mail,) = mailoutbox
+    assert mail.to == ["alice@acme.test"] and "Managed IT renews on 1 March 2027" in mail.subject
+    assert "until 1 March 2028" in mail.body
+
+
+def test_turning_renewal_off_before_the_next_term_ends_the_contract(acme):
+    made = contract(acme, flat("100.00"), end_date=date(2026, 5, 1), auto_renew=True, renewal_term_months=1)
+    invoices_generate(through=date(2026, 4, 1))
+    Contract.objects.filter(pk=made.pk).update(auto_renew=False)
+    invoices_generate(through=date(2026, 6, 1))
+    made.refresh_from_db()
+    assert (made.status, made.end_date) == (ContractStatus.ENDED, date(2026, 5, 1))
+    assert Invoice.objects.filter(contract=made).count() == 2

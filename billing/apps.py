@@ -8,3 +8,7 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from billing import exporters, services  # noqa: F401  (registers the export section and event handlers)
+        from tenancy.services.api_keys import API_SCOPES
+
+        API_SCOPES["billing:read"] = "Billing: read"
+        API_SCOPES["billing:write"] = "Billing: write"

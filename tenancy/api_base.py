@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
@@ -24,7 +24,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from tenancy.api_policy import OrganizationSuspended
 from tenancy.errors import ConflictError
-from tenancy.models import MANAGING_ROLES, ApiKey, Membership, Organization, OrgStatus
+from tenancy.models import MANAGING_ROLES, ApiKey, Membership, Organization, OrgStatus, User
 
 ORG_HEADER = "HTTP_X_ORGANIZATION"
 
@@ -106,6 +106,33 @@ def resolve_access(request: Request) -> TenantAccess:
     if chosen is not None and chosen.status == OrgStatus.SUSPENDED:
         raise OrganizationSuspended(chosen)
     return TenantAccess(organizations=organizations, organization=chosen, api_key=key, role=role)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who makes an API request: a signed-in person, or an API key (then ``user`` is None)."""
+
+    user: User | None
+    api_key: ApiKey | None
+
+    @classmethod
+    def of(cls, request: Request) -> Self:
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        user = request.user if key is None and isinstance(request.user, User) else None
+        return cls(user=user, api_key=key)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.user is not None and self.user.is_staff
+
+    @property
+    def is_partner_key(self) -> bool:
+        return self.api_key is not None and self.api_key.partner_id is not None
+
+    @property
+    def is_customer(self) -> bool:
+        """A signed-in person who is not staff (partner admins included)."""
+        return self.api_key is None and not self.is_staff
 
 
 class TenantAPIView(APIView):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,8 +34,9 @@ from rest_framework import exceptions, generics, permissions, serializers, statu
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from tenancy.api_base import Caller as BaseCaller
 from tenancy.api_base import TenantAPIView
-from tenancy.models import ApiKey, User
+from tenancy.models import User
 from tickets.bulk import tickets_bulk_update
 from tickets.clocks import clocks_refresh
 from tickets.filters import TicketFilter
@@ -86,29 +86,11 @@ RUNNING_STATES = [ClockState.OK, ClockState.AT_RISK, ClockState.BREACHED]
 # -- who is calling ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Caller:
-    user: User | None  # the signed-in person; None for API keys
-    api_key: ApiKey | None
-
-    @classmethod
-    def of(cls, request: Request) -> Caller:
-        key = request.auth if isinstance(request.auth, ApiKey) else None
-        user = request.user if key is None and isinstance(request.user, User) else None
-        return cls(user=user, api_key=key)
-
-    @property
-    def is_staff(self) -> bool:
-        return self.user is not None and self.user.is_staff
-
+class Caller(BaseCaller):
     @property
     def is_support(self) -> bool:
         """Staff, or a partner's key: the MSP's side of the conversation."""
-        return self.is_staff or (self.api_key is not None and self.api_key.partner_id is not None)
-
-    @property
-    def is_customer(self) -> bool:
-        return self.api_key is None and not self.is_staff
+        return self.is_staff or self.is_partner_key
 
 
 def staff_member(user_id: uuid.UUID, field: str) -> User:

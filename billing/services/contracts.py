@@ -25,10 +25,15 @@ from billing.models import (
 )
 from billing.selectors import billing_contacts
 from billing.services.invoicing import adjustments_invoice, position_after, renewed_end, schedule_of, terms_of
+from tenancy.audit import audit_record
 from tenancy.emails import email_send
 from tenancy.errors import ConflictError, ServiceValidationError
-from tenancy.models import Organization
+from tenancy.models import Organization, User
 
+# Prices and quantities stay below a billion, and a line's charge for one period below a hundred billion, so every
+# amount an invoice derives from them fits its columns (16 digits, 4 after the point).
+LIMIT = Decimal("1e9")
+CHARGE_LIMIT = Decimal("1e11")
 LINE_FIELDS = (
     "description",
     "pricing_model",
@@ -52,8 +57,8 @@ def decimal_field(value: Any, field: str, errors: dict[str, list[str]], *, negat
     except (InvalidOperation, ValueError):
         errors.setdefault(field, []).append("Must be a number.")
         return None
-    if not number.is_finite() or abs(number) >= Decimal("1e12"):
-        errors.setdefault(field, []).append("Must be a finite number below a trillion.")
+    if not number.is_finite() or abs(number) >= LIMIT:
+        errors.setdefault(field, []).append("Must be a finite number below a billion.")
         return None
     if number < 0 and not negative:
         errors.setdefault(field, []).append("Must be a number of zero or more.")
@@ -114,9 +119,12 @@ def line_check(organization: Organization, data: dict[str, Any], prefix: str = "
         errors[f"{prefix}metric"] = ["A usage line needs the metric its usage records carry."]
     if not errors:
         try:
-            rating.rate(terms_of(line, organization.currency))
+            charges = rating.rate(terms_of(line, organization.currency))
         except (ValueError, TypeError, InvalidOperation, AttributeError) as bad:
             errors[f"{prefix}{_field_of(str(bad))}"] = [str(bad)]
+        else:
+            if sum(abs(charge.amount) for charge in charges) >= CHARGE_LIMIT:
+                errors[f"{prefix}quantity"] = ["The line would cost a hundred billion or more a period."]
     if errors:
         raise ServiceValidationError(errors)
     return line
@@ -157,13 +165,20 @@ def _check_terms(terms: ContractTerms) -> dict[str, list[str]]:
         errors["tax_rate"] = ["Must be a percentage from 0 to 100."]
     if terms.auto_renew and not terms.renewal_term_months:
         errors["renewal_term_months"] = ["An auto-renewing contract needs a renewal term."]
+    if terms.renewal_term_months is not None and not 1 <= terms.renewal_term_months <= 120:
+        errors["renewal_term_months"] = ["Must be from 1 to 120 months."]
     if terms.auto_renew and terms.end_date is None:
         errors["end_date"] = ["An auto-renewing contract needs an end date to renew at."]
     return errors
 
 
 def contract_create(
-    *, organization: Organization, terms: ContractTerms, lines: list[dict[str, Any]], activate: bool = False
+    *,
+    organization: Organization,
+    terms: ContractTerms,
+    lines: list[dict[str, Any]],
+    activate: bool = False,
+    actor: User | None = None,
 ) -> Contract:
     """A contract with its lines, as a draft or active at once. Nothing is written unless all of it is valid."""
     errors = _check_terms(terms)
@@ -197,12 +212,19 @@ def contract_create(
             line.contract = contract
             line.position = position
         ContractLine.objects.bulk_create(checked)
+        audit_record(
+            action="contract.created",
+            organization=organization,
+            actor=actor,
+            target=contract,
+            changes={"lines": len(checked)},
+        )
         if activate:
-            contract_activate(contract=contract)
+            contract_activate(contract=contract, actor=actor)
     return contract
 
 
-def contract_activate(*, contract: Contract) -> Contract:
+def contract_activate(*, contract: Contract, actor: User | None = None) -> Contract:
     """Start invoicing a draft (or resume a suspended) contract from where it stands."""
     with transaction.atomic():
         locked = Contract.objects.for_org(contract.organization_id).select_for_update().get(pk=contract.pk)
@@ -212,6 +234,7 @@ def contract_activate(*, contract: Contract) -> Contract:
             locked.next_period_start, locked.next_invoice_on = position_after(locked, locked.start_date)
         locked.status = ContractStatus.ACTIVE
         locked.save(update_fields=["status", "next_period_start", "next_invoice_on", "updated_at"])
+        audit_record(action="contract.activated", organization=locked.organization, actor=actor, target=locked)
     return locked
 
 
@@ -241,7 +264,10 @@ def contract_line_change(
         line_check(contract.organization, {name: getattr(locked, name) for name in LINE_FIELDS})
         after = _recurring(locked, currency)
         locked.save(update_fields=list(changes))
-        invoiced_until = contract.next_period_start or contract.end_date
+        # Invoiced up to the next period start (or the end, once the last period is); a draft has none invoiced.
+        invoiced_until = (
+            None if contract.status == ContractStatus.DRAFT else contract.next_period_start or contract.end_date
+        )
         if invoiced_until is None or effective_on >= invoiced_until or before == after:
             return None  # the next invoice prices the line as it now is
         cycle_period = periods.period_containing(schedule_of(contract), effective_on)

@@ -17,6 +17,11 @@ from billing.providers import sandbox
 from billing.signatures import sign
 from quotes import services as quote_services
 from quotes.models import Quote
+from tenancy.models import Role
+from tests.billing.api_support import ALL_SCOPES as API_SCOPES_ALL
+from tests.billing.api_support import NOW as API_NOW
+from tests.billing.api_support import session
+from tests.factories import MembershipFactory, UserFactory
 from tests.quotes.conftest import PROSPECT, price_book, prospect, qualify, staff, staff_client  # noqa: F401
 
 SECRET = "whsec_test_secret"
@@ -83,3 +88,38 @@ def customer(
         for item in checkout_events():
             assert deliver(client, item).status_code == 200
     return Subscription.objects.select_related("organization", "owner").get()
+
+
+# -- the contract and invoice API ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tuesday_morning(time_machine: Any) -> None:
+    time_machine.move_to(API_NOW, tick=False)
+
+
+@pytest.fixture
+def tess(acme: Any) -> Any:
+    """A staff member of the MSP, with a membership so her session can act for Acme."""
+    user = UserFactory(email="tess@keel.test", full_name="Tess Billing", is_staff=True)
+    MembershipFactory(user=user, organization=acme, role=Role.MEMBER)
+    return user
+
+
+@pytest.fixture
+def acme_key(api: Any, acme: Any, api_key_for: Any) -> Any:
+    _, raw = api_key_for(organization=acme, scopes=API_SCOPES_ALL)
+    return api(raw)
+
+
+@pytest.fixture
+def summit_raw(summit: Any, api_key_for: Any) -> str:
+    _, raw = api_key_for(partner=summit, scopes=API_SCOPES_ALL)
+    return raw
+
+
+@pytest.fixture
+def acme_callers(alice: Any, acme_key: Any, api: Any, summit_raw: str, tess: Any) -> list[tuple[Any, int]]:
+    """Who acts for Acme, and what their writes to another organization's objects get: 404, except a customer's,
+    refused (403) before any lookup as customers never write billing."""
+    return [(session(alice), 403), (acme_key, 404), (api(summit_raw, organization="acme"), 404), (session(tess), 404)]

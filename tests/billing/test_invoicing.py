@@ -407,3 +407,24 @@ def test_turning_renewal_off_before_the_next_term_ends_the_contract(acme):
     made.refresh_from_db()
     assert (made.status, made.end_date) == (ContractStatus.ENDED, date(2026, 5, 1))
     assert Invoice.objects.filter(contract=made).count() == 2
+
+
+def test_changing_a_draft_contract_line_needs_no_adjustment(acme):
+    seats = {"description": "Seats", "pricing_model": "PER_UNIT", "unit_price": "20.00", "quantity": "10"}
+    draft = contract_create(
+        organization=acme,
+        terms=ContractTerms(name="Draft", start_date=date(2026, 3, 1), end_date=date(2027, 3, 1)),
+        lines=[seats],
+    )
+    assert contract_line_change(line=draft.lines.get(), effective_on=date(2026, 3, 10), quantity="12") is None
+    assert not ContractAdjustment.objects.exists()
+
+
+def test_terms_and_lines_too_large_to_invoice_are_refused(acme):
+    huge = {"description": "Seats", "pricing_model": "PER_UNIT", "unit_price": "999999999", "quantity": "999"}
+    with pytest.raises(ServiceValidationError) as bad:
+        contract(acme, huge, auto_renew=True, end_date=date(2027, 3, 1), renewal_term_months=0)
+    assert {"lines[0].quantity", "renewal_term_months"} <= set(bad.value.message_dict)
+    with pytest.raises(ServiceValidationError) as bad:
+        contract(acme, {**huge, "unit_price": "1e9"})
+    assert bad.value.message_dict["lines[0].unit_price"] == ["Must be a finite number below a billion."]

@@ -30,6 +30,6 @@ def generate_recurring_invoices() -> int:
 
 
 @shared_task(acks_late=True)
-def send_invoice(invoice_id: str) -> bool:
+def send_invoice(invoice_id: str, organization_id: str) -> bool:
     """Email a finalized invoice with its PDF (after the finalizing transaction commits)."""
-    return invoice_email(invoice_id=invoice_id)
+    return invoice_email(invoice_id=invoice_id, organization_id=organization_id)

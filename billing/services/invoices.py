@@ -30,7 +30,7 @@ from billing.models import (
 )
 from billing.selectors import billing_contacts
 from billing.services.contracts import decimal_field
-from billing.services.invoicing import numbers_take
+from billing.services.invoicing import invoice_send_after_commit, numbers_take
 from events.services import publish
 from tenancy.audit import audit_record
 from tenancy.emails import render_email
@@ -216,28 +216,15 @@ def invoice_finalize(*, invoice: Invoice, actor: User | None = None, now: dateti
     return locked
 
 
-def invoice_send_after_commit(invoice: Invoice) -> None:
-    """Email the invoice once the caller's transaction commits (a Celery job; the broker down leaves it unsent,
-    and staff can send it again from the admin or the API)."""
-    invoice_id = str(invoice.pk)
-
-    def _enqueue() -> None:
-        from billing.tasks import send_invoice
-
-        send_invoice.delay(invoice_id)
-
-    transaction.on_commit(_enqueue)
-
-
 def invoice_pay_url(invoice: Invoice) -> str:
     """The link an invoice email carries: the invoice's page in the customer portal, where it is paid."""
     return f"{settings.SITE_URL}/billing/invoices/{invoice.pk}/"
 
 
-def invoice_email(*, invoice_id: str, now: datetime | None = None) -> bool:
+def invoice_email(*, invoice_id: str, organization_id: str, now: datetime | None = None) -> bool:
     """Email an open invoice, with its PDF, to the organization's billing contacts (the job finalizing starts).
     False when there is nothing to send: the invoice is not open any more, or nobody receives invoices."""
-    invoice = Invoice.objects.select_related("organization").filter(pk=invoice_id).first()
+    invoice = Invoice.objects.for_org(organization_id).select_related("organization").filter(pk=invoice_id).first()
     if invoice is None or invoice.status != InvoiceStatus.OPEN:
         return False
     recipients = billing_contacts(invoice.organization)
@@ -251,7 +238,7 @@ def invoice_email(*, invoice_id: str, now: datetime | None = None) -> bool:
     pdf = documents.invoice_pdf(invoice, pay_url=invoice_pay_url(invoice))
     message.attach(documents.invoice_pdf_filename(invoice), pdf, "application/pdf")
     message.send()
-    Invoice.objects.filter(pk=invoice.pk).update(sent_at=now or timezone.now())
+    Invoice.objects.for_org(invoice.organization_id).filter(pk=invoice.pk).update(sent_at=now or timezone.now())
     return True
 
 

@@ -19,6 +19,7 @@ Invoices go out OPEN and numbered, or stay DRAFT for organizations that review d
 
 from __future__ import annotations
 
+import logging
 import uuid
 from calendar import monthrange
 from collections import defaultdict
@@ -54,6 +55,8 @@ from tenancy.audit import audit_record
 from tenancy.models import Organization
 from tenancy.recordset import update_many
 from tickets.models import TimeEntry
+
+logger = logging.getLogger(__name__)
 
 BATCH = 200
 INVOICE = "invoice"
@@ -343,6 +346,22 @@ def numbers_take(organization_counts: dict[uuid.UUID, int], kind: str = INVOICE)
     return first
 
 
+def invoice_send_after_commit(invoice: Invoice) -> None:
+    """Email an open invoice once the caller's transaction commits (a Celery job). With the broker down it stays
+    unsent, and ``sent_at`` stays empty so staff can see it and send it again."""
+    invoice_id, organization_id = str(invoice.pk), str(invoice.organization_id)
+
+    def _enqueue() -> None:
+        from billing.tasks import send_invoice  # the tasks module imports the services
+
+        try:
+            send_invoice.delay(invoice_id, organization_id)
+        except Exception:  # the broker is down: the invoice is safe, only its email waits
+            logger.warning("could not enqueue the email of invoice %s", invoice_id, exc_info=True)
+
+    transaction.on_commit(_enqueue)
+
+
 def _write(plans: list[PlannedInvoice], now: datetime, inputs: BatchInputs) -> list[Invoice]:
     counts: dict[uuid.UUID, int] = defaultdict(int)
     for plan in plans:
@@ -398,6 +417,9 @@ def _write(plans: list[PlannedInvoice], now: datetime, inputs: BatchInputs) -> l
         adjustment_rows += [ContractAdjustment(pk=pk, invoice_id=invoice.pk) for pk in plan.adjustments]
         billed += [BilledTime(time_entry_id=pk, invoice_id=invoice.pk) for pk in plan.time]
     Invoice.objects.bulk_create(invoices)
+    for invoice in invoices:
+        if invoice.status == InvoiceStatus.OPEN:
+            invoice_send_after_commit(invoice)
     InvoiceLine.objects.bulk_create(lines)
     update_many(usage_rows, ["invoice"])
     update_many(adjustment_rows, ["invoice"])

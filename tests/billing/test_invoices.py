@@ -206,4 +206,13 @@ def test_nothing_is_emailed_for_an_invoice_voided_before_the_job_ran(acme, alice
 
     invoice = invoice_finalize(invoice=manual(acme, ("Labour", "1", "100.00")))
     invoice_void(invoice=invoice, reason="Wrong customer")
-    assert invoice_email(invoice_id=str(invoice.pk)) is False and mailoutbox == []
+    assert invoice_email(invoice_id=str(invoice.pk), organization_id=str(acme.pk)) is False and mailoutbox == []
+
+
+def test_the_email_job_finds_no_invoice_under_another_organization(acme, globex, alice, mailoutbox):
+    from billing.services.invoices import invoice_email
+
+    invoice = invoice_finalize(invoice=manual(acme, ("Labour", "1", "100.00")))
+    assert invoice_email(invoice_id=str(invoice.pk), organization_id=str(globex.pk)) is False
+    assert invoice_email(invoice_id=str(invoice.pk), organization_id=str(acme.pk)) is True
+    assert len(mailoutbox) == 1

@@ -428,3 +428,19 @@ def test_terms_and_lines_too_large_to_invoice_are_refused(acme):
     with pytest.raises(ServiceValidationError) as bad:
         contract(acme, {**huge, "unit_price": "1e9"})
     assert bad.value.message_dict["lines[0].unit_price"] == ["Must be a finite number below a billion."]
+
+
+def test_generated_invoices_are_emailed_after_commit_drafts_are_not(
+    acme, globex, alice, mailoutbox, django_capture_on_commit_callbacks
+):
+    BillingSettings.objects.create(organization=globex, review_drafts=True)
+    contract(acme, flat("100.00"))
+    contract(globex, flat("100.00"))
+    with django_capture_on_commit_callbacks(execute=True):
+        invoices_generate(through=date(2026, 3, 1), dry_run=True)
+    assert mailoutbox == []  # a dry run sends nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        invoices_generate(through=date(2026, 3, 1))
+    (mail,) = mailoutbox  # Acme's open invoice; Globex's draft waits for review
+    assert mail.to == ["alice@acme.test"] and "INV-00001" in mail.subject
+    assert mail.attachments[0][2] == "application/pdf"

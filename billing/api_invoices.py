@@ -25,7 +25,7 @@ from rest_framework.response import Response
 
 from billing.api_contracts import BillingAPIView, parse_int, parse_uuid
 from billing.filters import InvoiceFilter
-from billing.models import CreditNote, Invoice, InvoiceLine, InvoiceStatus
+from billing.models import CreditNote, Invoice, InvoiceLine, InvoiceStatus, PaymentAttempt
 from billing.serializers import (
     FORBIDDEN,
     GENERATE_RESULT,
@@ -48,6 +48,7 @@ from billing.serializers import (
     represent_many,
     request_object,
 )
+from billing.services.collection import invoice_charge
 from billing.services.invoices import (
     credit_note_create,
     invoice_create,
@@ -55,6 +56,7 @@ from billing.services.invoices import (
     invoice_line_delete,
     invoice_line_update,
     invoice_lines_add,
+    invoice_resend,
     invoice_void,
     line_input,
 )
@@ -79,7 +81,10 @@ class InvoiceAPIView(BillingAPIView):
     def get_invoice(self, pk: str) -> Invoice:
         invoice = (
             self.invoices()
-            .prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "id")))
+            .prefetch_related(
+                Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "id")),
+                Prefetch("attempts", queryset=PaymentAttempt.objects.order_by("number")),
+            )
             .filter(pk=parse_uuid(pk, "invoice"))
             .first()
         )
@@ -234,6 +239,38 @@ class InvoiceVoidView(InvoiceAPIView):
         return Response(self.invoice_data(pk))
 
 
+class InvoiceSendView(InvoiceAPIView):
+    """Email the invoice (with its PDF and pay link) to the organization's billing contacts again. Drafts and void
+    invoices are not sent (409)."""
+
+    @extend_schema(
+        parameters=[INVOICE_ID],
+        request=None,
+        responses={202: InvoiceDetailSerializer, 403: FORBIDDEN, 404: INVOICE_NOT_FOUND, 409: CONFLICT},
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        invoice_resend(invoice=self.get_invoice(pk), actor=self.caller.user)
+        return Response(self.invoice_data(pk), status=status.HTTP_202_ACCEPTED)
+
+
+class InvoiceRetryPaymentView(InvoiceAPIView):
+    """Charge the organization's saved card now for what the invoice owes (a new payment attempt, outside the retry
+    schedule; hard declines are worth a retry only once the customer has a new card). 409 when nothing is owed,
+    no card is saved, or a payment is still processing. The answer carries the attempt's outcome."""
+
+    @extend_schema(
+        parameters=[INVOICE_ID],
+        request=None,
+        responses={200: InvoiceDetailSerializer, 403: FORBIDDEN, 404: INVOICE_NOT_FOUND, 409: CONFLICT},
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        invoice = self.get_invoice(pk)
+        invoice_charge(
+            invoice_id=invoice.pk, organization_id=invoice.organization_id, trigger="staff", actor=self.caller.user
+        )
+        return Response(self.invoice_data(pk))
+
+
 class InvoiceCreditNotesView(InvoiceAPIView, generics.GenericAPIView[CreditNote]):
     """An invoice's credit notes, oldest first; credit part of an open or paid invoice (an amount before tax)."""
 
@@ -346,5 +383,7 @@ invoice_line_detail_view = InvoiceLineDetailView.as_view()
 invoice_finalize_view = InvoiceFinalizeView.as_view()
 invoice_void_view = InvoiceVoidView.as_view()
 invoice_credit_notes_view = InvoiceCreditNotesView.as_view()
+invoice_send_view = InvoiceSendView.as_view()
+invoice_retry_payment_view = InvoiceRetryPaymentView.as_view()
 invoice_pdf_view = InvoicePdfView.as_view()
 invoice_generate_view = InvoiceGenerateView.as_view()

@@ -21,6 +21,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 
 from billing.models import (
+    AttemptStatus,
+    AttemptTrigger,
     Contract,
     ContractAdjustment,
     ContractLine,
@@ -364,6 +366,12 @@ class InvoiceSerializer(serializers.Serializer[Invoice]):
     memo = serializers.CharField()
     finalized_at = serializers.DateTimeField(allow_null=True)
     voided_at = serializers.DateTimeField(allow_null=True)
+    paid_at = serializers.DateTimeField(allow_null=True)
+    sent_at = serializers.DateTimeField(allow_null=True, help_text="When it was last emailed.")
+    payment_attempts = serializers.IntegerField(help_text="Payment attempts so far.")
+    next_payment_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the saved card is charged next (an automatic charge or a retry)."
+    )
     created_at = serializers.DateTimeField()
 
     def get_overdue(self, invoice: Invoice) -> bool:
@@ -375,11 +383,29 @@ class InvoiceSerializer(serializers.Serializer[Invoice]):
         return f"{amount_due(invoice):.2f}"
 
 
+class PaymentAttemptSerializer(serializers.Serializer[Any]):
+    """One try at collecting an invoice."""
+
+    id = serializers.UUIDField()
+    number = serializers.IntegerField()
+    trigger = serializers.CharField(help_text=_choices_help(AttemptTrigger.values))
+    status = serializers.CharField(help_text=_choices_help(AttemptStatus.values))
+    amount = MoneyField()
+    currency = serializers.CharField()
+    failure_code = serializers.CharField()
+    decline_code = serializers.CharField()
+    failure_message = serializers.CharField()
+    hard_decline = serializers.BooleanField(help_text="Retrying cannot succeed; no retry is scheduled.")
+    created_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+
 class InvoiceDetailSerializer(InvoiceSerializer):
-    """An invoice with its lines and credit notes."""
+    """An invoice with its lines, credit notes and payment attempts."""
 
     lines = InvoiceLineSerializer(many=True)
     credit_notes = CreditNoteSerializer(many=True)
+    attempts = PaymentAttemptSerializer(many=True)
 
 
 class InvoiceLineInputSerializer(serializers.Serializer[Any]):

@@ -2,7 +2,9 @@ from celery import shared_task
 from django.utils import timezone
 
 from billing import services
+from billing.services.collection import invoice_charge
 from billing.services.contracts import contracts_renewal_notices
+from billing.services.dunning import process_failed_payments as collection_run
 from billing.services.invoices import invoice_email
 from billing.services.invoicing import invoices_generate
 
@@ -33,3 +35,23 @@ def generate_recurring_invoices() -> int:
 def send_invoice(invoice_id: str, organization_id: str) -> bool:
     """Email a finalized invoice with its PDF (after the finalizing transaction commits)."""
     return invoice_email(invoice_id=invoice_id, organization_id=organization_id)
+
+
+@shared_task(acks_late=True)
+def collect_payment(invoice_id: str, organization_id: str, send: bool = False) -> str:
+    """Charge a just-issued invoice to the saved card (when its automatic payment is due), then, with ``send``, email
+    it: paid, or with its pay link when the card failed."""
+    try:
+        attempt = invoice_charge(invoice_id=invoice_id, organization_id=organization_id, scheduled=True)
+    finally:
+        if send:
+            invoice_email(invoice_id=invoice_id, organization_id=organization_id)
+    return attempt.status if attempt is not None else "nothing to charge"
+
+
+@shared_task
+def process_failed_payments() -> dict[str, object]:
+    """Beat, hourly: automatic charges and retries due, overdue reminders, late fees and suspensions."""
+    report = collection_run()
+    return {"charged": report.charged, "paid": report.paid, "failed": report.failed, "reminded": report.reminded,
+            "late_fees": report.late_fees, "suspended": report.suspended}  # fmt: skip

@@ -8,5 +8,6 @@ app_name = "billing"
 
 urlpatterns = [
     path("checkout/<str:token>", views.sandbox_checkout, name="sandbox_checkout"),
+    path("pay/<str:token>", views.sandbox_invoice_checkout, name="sandbox_invoice_checkout"),
     path("billing-portal/<str:token>", views.sandbox_portal, name="sandbox_portal"),
 ]

@@ -27,6 +27,12 @@ urlpatterns = [
     ),
     re_path(r"^invoices/(?P<pk>[^/]+)/finalize/?$", api_invoices.invoice_finalize_view, name="api-invoice-finalize"),
     re_path(r"^invoices/(?P<pk>[^/]+)/void/?$", api_invoices.invoice_void_view, name="api-invoice-void"),
+    re_path(r"^invoices/(?P<pk>[^/]+)/send/?$", api_invoices.invoice_send_view, name="api-invoice-send"),
+    re_path(
+        r"^invoices/(?P<pk>[^/]+)/retry-payment/?$",
+        api_invoices.invoice_retry_payment_view,
+        name="api-invoice-retry-payment",
+    ),
     re_path(
         r"^invoices/(?P<pk>[^/]+)/credit-notes/?$",
         api_invoices.invoice_credit_notes_view,

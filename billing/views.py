@@ -62,6 +62,31 @@ def sandbox_checkout(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
+@require_http_methods(["GET", "POST"])
+def sandbox_invoice_checkout(request: HttpRequest, token: str) -> HttpResponse:
+    """The sandbox's stand-in for Stripe Checkout in payment mode (an invoice). The card number decides the outcome,
+    as Stripe's test cards do (4000 0000 0000 0002 is declined); the events go through the webhook's receive
+    function, then the page returns to the invoice."""
+    _sandbox_only()
+    try:
+        session = sandbox.invoice_checkout_read(token)
+    except signing.BadSignature:
+        raise Http404("This payment link is invalid or has expired.") from None
+    declined = None
+    if request.method == "POST":
+        card = str(request.POST.get("card", ""))
+        events = sandbox.invoice_checkout_events(session, card=card)
+        for event in events:
+            body, signature = sandbox.signed(event)
+            services.stripe_event_receive(payload=body, signature=signature)
+        if events[-1]["type"] == "checkout.session.completed":
+            return HttpResponseRedirect(session["success_url"])
+        declined = "Your card was declined. Try another card."
+    context = {"session": session, "amount": session["amount"] / 100, "declined": declined}
+    return render(request, "billing/sandbox_invoice_checkout.html", context, status=402 if declined else 200)
+
+
+@never_cache
 @require_http_methods(["GET"])
 def sandbox_portal(request: HttpRequest, token: str) -> HttpResponse:
     """The sandbox's stand-in for Stripe's billing portal: what Stripe holds for the customer, and the way back."""

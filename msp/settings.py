@@ -42,6 +42,12 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", "" if STRIPE_PROVIDER == "s
 # Seconds a signed webhook stays acceptable: older (or replayed later) deliveries are refused.
 STRIPE_WEBHOOK_TOLERANCE = env("STRIPE_WEBHOOK_TOLERANCE", 300, int)
 STRIPE_API_VERSION = env("STRIPE_API_VERSION", "")
+# Contract invoices: how failed card payments are retried (waits between tries, and the most tries in all), which
+# days from the due date bring a reminder (negative: before it), and how many days overdue a late fee waits.
+BILLING_RETRY_SCHEDULE = env("BILLING_RETRY_SCHEDULE", "1h,6h,1d,3d,7d")
+BILLING_MAX_PAYMENT_ATTEMPTS = env("BILLING_MAX_PAYMENT_ATTEMPTS", 6, int)
+BILLING_REMINDER_DAYS = env("BILLING_REMINDER_DAYS", "-3,1,7,14")
+BILLING_LATE_FEE_AFTER_DAYS = env("BILLING_LATE_FEE_AFTER_DAYS", 7, int)
 PROVIDER_SETTINGS = {"EMAIL_PROVIDER": EMAIL_PROVIDER, "STRIPE_PROVIDER": STRIPE_PROVIDER}
 # Inbound mail (SendGrid Inbound Parse to /anymail/sendgrid/inbound/) must carry these basic-auth credentials,
 # "user:password", as https://user:password@host/anymail/sendgrid/inbound/.
@@ -275,6 +281,10 @@ CELERY_BEAT_SCHEDULE = {
     "billing-generate-recurring-invoices": {
         "task": "billing.tasks.generate_recurring_invoices",
         "schedule": crontab(hour=0, minute=30),
+    },
+    "billing-process-failed-payments": {
+        "task": "billing.tasks.process_failed_payments",
+        "schedule": crontab(minute=15),
     },
 }
 

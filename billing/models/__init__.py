@@ -21,6 +21,7 @@ from billing.models.invoices import (
     InvoiceStatus,
     LineKind,
 )
+from billing.models.payments import AttemptStatus, AttemptTrigger, PaymentAttempt
 from billing.models.stripe import (
     ItemKind,
     SmsCreditEntry,
@@ -32,6 +33,8 @@ from billing.models.stripe import (
 )
 
 __all__ = [
+    "AttemptStatus",
+    "AttemptTrigger",
     "BilledTime",
     "BillingSettings",
     "Contract",
@@ -47,6 +50,7 @@ __all__ = [
     "InvoiceStatus",
     "ItemKind",
     "LineKind",
+    "PaymentAttempt",
     "PricingModel",
     "SmsCreditEntry",
     "StripeEvent",

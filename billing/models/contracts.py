@@ -199,6 +199,25 @@ class BillingSettings(models.Model):
     immediate_proration = models.BooleanField(
         default=False, help_text="Mid-period changes are invoiced at once, instead of on the next invoice."
     )
+    # Collection. The card lives at the payment provider, under the organization's Stripe customer; Keel keeps its id.
+    payment_method_id = models.CharField(
+        max_length=100, blank=True, help_text="The saved card charged automatically when an invoice is issued."
+    )
+    payment_method_label = models.CharField(max_length=60, blank=True, help_text="e.g. Visa ending 4242")
+    autopay = models.BooleanField(default=True, help_text="Charge the saved card when an invoice is issued.")
+    late_fee_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("25"))],
+        help_text="Charged once on an invoice still unpaid some days after it was due (0: no late fee).",
+    )
+    suspend_after_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Suspend the organization when a failed payment is still unpaid this many days after the due "
+        "date (empty: never).",
+    )
 
     class Meta:
         verbose_name_plural = "billing settings"

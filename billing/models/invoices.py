@@ -72,6 +72,15 @@ class Invoice(TenantModel):
     sent_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
+    # Collection: when the next automatic charge is due (none when nothing is scheduled), how many tries were made,
+    # which overdue reminders went out (days from the due date), and the late fee's invoice once one is charged.
+    next_payment_at = models.DateTimeField(null=True, blank=True)
+    payment_attempts = models.PositiveSmallIntegerField(default=0)
+    reminders_sent = models.JSONField(default=list, blank=True)
+    is_late_fee = models.BooleanField(default=False, help_text="This invoice charges a late fee on another.")
+    late_fee_invoice = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="late_fee_for"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -93,6 +102,10 @@ class Invoice(TenantModel):
         indexes = [
             models.Index(fields=["organization", "status", "due_date"], name="invoice_org_status_due"),
             models.Index(fields=["organization", "-issue_date"], name="invoice_org_issued"),
+            models.Index(
+                fields=["next_payment_at"], condition=Q(next_payment_at__isnull=False), name="invoice_payment_due"
+            ),
+            models.Index(fields=["due_date"], condition=Q(status="OPEN"), name="invoice_open_due"),
         ]
 
     def __str__(self) -> str:

@@ -68,6 +68,81 @@ class SubscriptionRef:
     lines: tuple[PriceLine, ...] = ()
 
 
+@dataclass(frozen=True)
+class ChargeRequest:
+    """Charge a saved card off-session (the customer is not there). The same ``idempotency_key`` always means the
+    same charge: asking twice (a crash, a timeout) replays the first answer instead of charging twice."""
+
+    customer: str
+    payment_method: str
+    amount: int  # in the currency's minor unit
+    currency: str
+    description: str
+    idempotency_key: str
+    metadata: dict[str, str]
+
+
+class ChargeStatus:
+    SUCCEEDED = "succeeded"
+    PROCESSING = "processing"
+    REQUIRES_ACTION = "requires_action"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    payment_intent_id: str
+    status: str  # a ChargeStatus value
+    failure_code: str = ""
+    decline_code: str = ""
+    message: str = ""
+    payment_method: str = ""
+
+
+def intent_result(intent: dict[str, Any]) -> ChargeResult:
+    """A payment intent in Stripe's shape (a reply, or a ``payment_intent.*`` event's object) as a ChargeResult."""
+    status = str(intent.get("status") or "")
+    error = intent.get("last_payment_error") or {}
+    method = intent.get("payment_method")
+    method_id = method.get("id") if isinstance(method, dict) else method
+    outcome = {
+        "succeeded": ChargeStatus.SUCCEEDED,
+        "processing": ChargeStatus.PROCESSING,
+        "requires_action": ChargeStatus.REQUIRES_ACTION,
+        "requires_confirmation": ChargeStatus.REQUIRES_ACTION,
+        "canceled": ChargeStatus.CANCELED,
+    }.get(status, ChargeStatus.FAILED)  # requires_payment_method: the card was declined
+    return ChargeResult(
+        payment_intent_id=str(intent.get("id") or ""),
+        status=outcome,
+        failure_code=str(error.get("code") or "") if isinstance(error, dict) else "",
+        decline_code=str(error.get("decline_code") or "") if isinstance(error, dict) else "",
+        message=" ".join(str(error.get("message") or "").split())[:500] if isinstance(error, dict) else "",
+        payment_method=str(method_id or ""),
+    )
+
+
+@dataclass(frozen=True)
+class InvoiceCheckoutRequest:
+    """A hosted payment page for what an invoice still owes. ``customer`` is the organization's provider customer,
+    if it has one; otherwise ``email`` prefills the page and the provider makes a customer."""
+
+    invoice_id: str
+    reference: str
+    organization_id: str
+    attempt: int
+    amount: int  # in the currency's minor unit
+    currency: str
+    email: str
+    customer: str
+    save_card: bool
+    success_url: str
+    cancel_url: str
+    idempotency_key: str
+    metadata: dict[str, str]
+
+
 class PaymentProvider(Protocol):
     name: str
 
@@ -92,4 +167,14 @@ class PaymentProvider(Protocol):
 
     def subscription_resume(self, *, subscription: SubscriptionRef) -> dict[str, Any]:
         """Withdraw a cancellation scheduled for the period end."""
+        ...
+
+    def payment_intent_create(self, request: ChargeRequest) -> ChargeResult:
+        """Charge a saved card off-session and confirm at once. A declined card is a result (``failed``, with the
+        codes), not an error; ``ProviderError`` means the provider could not answer."""
+        ...
+
+    def invoice_checkout_create(self, request: InvoiceCheckoutRequest) -> CheckoutSession:
+        """A hosted checkout page in payment mode for one invoice; ``request.metadata`` goes on the session and on
+        its payment intent, so the ``payment_intent.*`` webhooks find the attempt."""
         ...

@@ -9,6 +9,7 @@ subscription object Stripe would return. Everything the sandbox is asked to do i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -22,11 +23,21 @@ from django.core import signing
 from django.urls import reverse
 
 from billing import signatures
-from billing.providers.base import CheckoutRequest, CheckoutSession, PriceLine, SubscriptionRef
+from billing.providers.base import (
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    CheckoutRequest,
+    CheckoutSession,
+    InvoiceCheckoutRequest,
+    PriceLine,
+    SubscriptionRef,
+)
 
 logger = logging.getLogger(__name__)
 
 CHECKOUT_SALT = "billing.sandbox.checkout"
+INVOICE_CHECKOUT_SALT = "billing.sandbox.invoice-checkout"
 PORTAL_SALT = "billing.sandbox.portal"
 # Sandbox checkout links stay usable for a day, like Stripe's sessions.
 CHECKOUT_MAX_AGE = 24 * 3600
@@ -112,6 +123,92 @@ def checkout_session_read(token: str) -> dict[str, Any]:
     """The session behind a sandbox checkout link; raises signing.BadSignature (or SignatureExpired)."""
     session: dict[str, Any] = signing.loads(token, salt=CHECKOUT_SALT, max_age=CHECKOUT_MAX_AGE)
     return session
+
+
+# Saved cards that fail the way Stripe's test payment methods do (any other id is charged successfully), and
+# card numbers the sandbox checkout page declines, as Stripe's test cards are.
+DECLINING_METHODS = {
+    "pm_card_chargeDeclined": ("card_declined", "generic_decline"),
+    "pm_card_chargeDeclinedInsufficientFunds": ("card_declined", "insufficient_funds"),
+    "pm_card_chargeDeclinedExpiredCard": ("expired_card", "expired_card"),
+    "pm_card_chargeDeclinedStolenCard": ("card_declined", "stolen_card"),
+    "pm_card_authenticationRequired": ("authentication_required", "authentication_required"),
+}
+DECLINING_CARDS = {
+    "4000000000000002": ("card_declined", "generic_decline"),
+    "4000000000009995": ("card_declined", "insufficient_funds"),
+    "4000000000009987": ("card_declined", "lost_card"),
+    "4000000000000069": ("expired_card", "expired_card"),
+}
+
+
+def payment_intent_object(
+    *,
+    id: str,
+    amount: int,
+    currency: str,
+    customer: str,
+    payment_method: str,
+    metadata: dict[str, str],
+    declined: tuple[str, str] | None,
+) -> dict[str, Any]:
+    """A payment intent in Stripe's shape: succeeded, or back to ``requires_payment_method`` with the error."""
+    error = None
+    if declined is not None:
+        code, decline_code = declined
+        error = {"type": "card_error", "code": code, "decline_code": decline_code, "message": "Your card was declined."}
+    return {
+        "id": id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_received": 0 if declined else amount,
+        "currency": currency.lower(),
+        "customer": customer,
+        "payment_method": payment_method,
+        "status": "requires_payment_method" if declined else "succeeded",
+        "last_payment_error": error,
+        "metadata": dict(metadata),
+    }
+
+
+def invoice_checkout_read(token: str) -> dict[str, Any]:
+    """The request behind a sandbox invoice payment link; raises signing.BadSignature (or SignatureExpired)."""
+    session: dict[str, Any] = signing.loads(token, salt=INVOICE_CHECKOUT_SALT, max_age=CHECKOUT_MAX_AGE)
+    return session
+
+
+def invoice_checkout_events(session: dict[str, Any], *, card: str, now: int | None = None) -> list[dict[str, Any]]:
+    """What Stripe sends when the payment page is submitted: the payment intent's outcome, and the completed
+    session when it succeeded."""
+    now = now or int(time.time())
+    customer = session["customer"] or _new_id("cus")
+    declined = DECLINING_CARDS.get("".join(card.split()))
+    intent = payment_intent_object(
+        id=_new_id("pi"),
+        amount=session["amount"],
+        currency=session["currency"],
+        customer=customer,
+        payment_method=_new_id("pm"),
+        metadata=session["metadata"],
+        declined=declined,
+    )
+    if declined:
+        return [_event("payment_intent.payment_failed", intent, now)]
+    checkout = {
+        "id": session["id"],
+        "object": "checkout.session",
+        "mode": "payment",
+        "status": "complete",
+        "payment_status": "paid",
+        "customer": customer,
+        "customer_details": {"email": session["email"]},
+        "payment_intent": intent["id"],
+        "client_reference_id": session["invoice_id"],
+        "metadata": session["metadata"],
+        "amount_total": session["amount"],
+        "currency": session["currency"].lower(),
+    }
+    return [_event("payment_intent.succeeded", intent, now), _event("checkout.session.completed", checkout, now)]
 
 
 def checkout_completion_events(session: dict[str, Any], *, now: int | None = None) -> list[dict[str, Any]]:
@@ -215,3 +312,27 @@ class SandboxProvider:
     def subscription_resume(self, *, subscription: SubscriptionRef) -> dict[str, Any]:
         _record("subscription_resume", {"id": subscription.id})
         return self._reply(subscription, cancel_at_period_end=False)
+
+    def payment_intent_create(self, request: ChargeRequest) -> ChargeResult:
+        # The same key gets the same intent, as Stripe's idempotency does.
+        intent_id = "pi_sbx_" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:24]
+        declined = DECLINING_METHODS.get(request.payment_method)
+        _record("payment_intent_create", {"id": intent_id, "amount": request.amount, "key": request.idempotency_key})
+        if declined is None:
+            return ChargeResult(intent_id, ChargeStatus.SUCCEEDED, payment_method=request.payment_method)
+        code, decline_code = declined
+        return ChargeResult(
+            intent_id,
+            ChargeStatus.FAILED,
+            failure_code=code,
+            decline_code=decline_code,
+            message="Your card was declined.",
+            payment_method=request.payment_method,
+        )
+
+    def invoice_checkout_create(self, request: InvoiceCheckoutRequest) -> CheckoutSession:
+        session_id = _new_id("cs")
+        session = {"id": session_id, **asdict(request)}
+        _record("invoice_checkout_create", {"id": session_id, "invoice_id": request.invoice_id})
+        token = signing.dumps(session, salt=INVOICE_CHECKOUT_SALT, compress=True)
+        return CheckoutSession(id=session_id, url=reverse("billing:sandbox_invoice_checkout", args=[token]))

@@ -15,10 +15,25 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from stripe.params import SubscriptionUpdateParams, SubscriptionUpdateParamsItem
-from stripe.params.checkout import SessionCreateParams, SessionCreateParamsSubscriptionData
+from stripe.params import PaymentIntentCreateParams, SubscriptionUpdateParams, SubscriptionUpdateParamsItem
+from stripe.params.checkout import (
+    SessionCreateParams,
+    SessionCreateParamsPaymentIntentData,
+    SessionCreateParamsSubscriptionData,
+)
 
-from billing.providers.base import CheckoutRequest, CheckoutSession, PriceLine, ProviderError, SubscriptionRef
+from billing.providers.base import (
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    CheckoutRequest,
+    CheckoutSession,
+    InvoiceCheckoutRequest,
+    PriceLine,
+    ProviderError,
+    SubscriptionRef,
+    intent_result,
+)
 
 _API_KEY = re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_\w+")
 
@@ -125,6 +140,72 @@ class StripeProvider:
         with _provider_errors():
             updated = self._client.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": False})
         return _plain(updated)
+
+    def payment_intent_create(self, request: ChargeRequest) -> ChargeResult:
+        params: PaymentIntentCreateParams = {
+            "amount": request.amount,
+            "currency": request.currency.lower(),
+            "customer": request.customer,
+            "payment_method": request.payment_method,
+            "off_session": True,
+            "confirm": True,
+            "description": request.description,
+            "metadata": dict(request.metadata),
+        }
+        try:
+            intent = self._client.v1.payment_intents.create(
+                params=params, options={"idempotency_key": request.idempotency_key}
+            )
+        except stripe.CardError as declined:
+            # A decline is an answer, not an outage: the error carries the payment intent and the issuer's reason.
+            error = declined.error
+            failed_intent = error.payment_intent if error is not None else None
+            return ChargeResult(
+                payment_intent_id=str(failed_intent.id) if failed_intent is not None else "",
+                status=ChargeStatus.FAILED,
+                failure_code=str(declined.code or ""),
+                decline_code=str((error.decline_code if error is not None else None) or ""),
+                message=" ".join(str(declined.user_message or "").split())[:500],
+                payment_method=request.payment_method,
+            )
+        except stripe.StripeError as exc:
+            raise _provider_error(exc) from exc
+        return intent_result(_plain(intent))
+
+    def invoice_checkout_create(self, request: InvoiceCheckoutRequest) -> CheckoutSession:
+        intent_data: SessionCreateParamsPaymentIntentData = {"metadata": dict(request.metadata)}
+        if request.save_card:
+            intent_data["setup_future_usage"] = "off_session"
+        params: SessionCreateParams = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": request.currency.lower(),
+                        "unit_amount": request.amount,
+                        "product_data": {"name": f"Invoice {request.reference}"},
+                    },
+                    "quantity": 1,
+                }
+            ],
+            "client_reference_id": request.invoice_id,
+            "metadata": dict(request.metadata),
+            "payment_intent_data": intent_data,
+            "success_url": request.success_url,
+            "cancel_url": request.cancel_url,
+        }
+        if request.customer:
+            params["customer"] = request.customer
+        else:
+            params["customer_creation"] = "always"
+            params["customer_email"] = request.email
+        with _provider_errors():
+            session = self._client.v1.checkout.sessions.create(
+                params=params, options={"idempotency_key": request.idempotency_key}
+            )
+        if not session.url:
+            raise ProviderError(f"Stripe returned checkout session {session.id} without a URL")
+        return CheckoutSession(id=session.id, url=session.url)
 
     def _ensure_products(self, lines: Sequence[PriceLine]) -> None:
         for line in lines:

@@ -5,12 +5,71 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing.models import StripeEvent, Subscription, SubscriptionStatus
+from django.utils import timezone
+
+from billing.models import AttemptStatus, PaymentAttempt, StripeEvent, Subscription, SubscriptionStatus
+from billing.providers.base import ChargeResult, ChargeStatus, intent_result
+from billing.services.collection import attempt_apply, attempt_for, card_save
 from billing.services.mirror import as_dict, from_epoch, ref_id, sms_credit, status_apply, subscription_apply
 from billing.services.provisioning import SUBSCRIPTION_EVENTS, checkout_provision
 from billing.services.webhooks import handles
 
-handles("checkout.session.completed")(checkout_provision)
+
+@handles("checkout.session.completed")
+def checkout_completed(event: StripeEvent) -> str:
+    """A subscription checkout provisions an organization; a payment-mode checkout pays an invoice."""
+    session = event.payload["data"]["object"]
+    if session.get("mode") != "payment":
+        return checkout_provision(event)
+    attempt = attempt_for(as_dict(session.get("metadata")), ref_id(session.get("payment_intent")))
+    if attempt is None:
+        return "not a Keel invoice payment"
+    intent = ref_id(session.get("payment_intent"))
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(
+        checkout_session_id=str(session.get("id") or "")[:200], payment_intent_id=intent or attempt.payment_intent_id
+    )
+    if session.get("payment_status") != "paid":
+        return f"attempt {attempt.number}: checkout complete, payment {session.get('payment_status')}"
+    updated = attempt_apply(attempt_id=attempt.pk, result=ChargeResult(intent, ChargeStatus.SUCCEEDED), now=_at(event))
+    return f"attempt {updated.number}: {updated.status}"
+
+
+@handles("checkout.session.expired")
+def checkout_expired(event: StripeEvent) -> str:
+    session = event.payload["data"]["object"]
+    attempt = attempt_for(as_dict(session.get("metadata")), "")
+    if attempt is None:
+        return "not a Keel invoice payment"
+    result = ChargeResult(ref_id(session.get("payment_intent")), ChargeStatus.CANCELED)
+    return f"attempt {attempt_apply(attempt_id=attempt.pk, result=result, now=_at(event)).status}"
+
+
+@handles(
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.requires_action",
+    "payment_intent.canceled",
+)
+def payment_intent_changed(event: StripeEvent) -> str:
+    intent = event.payload["data"]["object"]
+    metadata = as_dict(intent.get("metadata"))
+    attempt = attempt_for(metadata, ref_id(intent.get("id")))
+    if attempt is None:
+        return "not a Keel invoice payment"
+    result = intent_result(intent)
+    updated = attempt_apply(attempt_id=attempt.pk, result=result, now=_at(event))
+    if updated.status == AttemptStatus.SUCCEEDED and metadata.get("keel_save_card") == "1":
+        card_save(
+            organization_id=updated.organization_id,
+            payment_method=result.payment_method,
+            customer=ref_id(intent.get("customer")),
+        )
+    return f"attempt {updated.number}: {updated.status}"
+
+
+def _at(event: StripeEvent) -> Any:
+    return from_epoch(event.created) or timezone.now()
 
 
 def _locked(stripe_subscription_id: str) -> Subscription | None:

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from billing import documents, proration
 from billing.models import (
+    BillingSettings,
     CreditNote,
     CreditNoteKind,
     Invoice,
@@ -38,6 +39,7 @@ from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization, User
 
 CREDIT_NOTE = "credit_note"
+EMAILED = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)
 MANUAL_KINDS = (LineKind.ADJUSTMENT, LineKind.TIME, LineKind.RECURRING, LineKind.USAGE)
 
 
@@ -208,11 +210,25 @@ def invoice_finalize(*, invoice: Invoice, actor: User | None = None, now: dateti
         locked.number = numbers_take({locked.organization_id: 1})[locked.organization_id]
         locked.status = InvoiceStatus.OPEN
         locked.finalized_at = now
-        locked.save(update_fields=["number", "status", "finalized_at", "updated_at"])
+        card = BillingSettings.objects.filter(organization_id=locked.organization_id, autopay=True).first()
+        if card is not None and card.payment_method_id and locked.total > 0:
+            locked.next_payment_at = now
+        locked.save(update_fields=["number", "status", "finalized_at", "next_payment_at", "updated_at"])
         audit_record(action="invoice.finalized", organization=locked.organization, actor=actor, target=locked,
                      changes={"number": locked.reference})  # fmt: skip
         publish(locked.organization, "invoice.finalized", _payload(locked))
         invoice_send_after_commit(locked)
+    return locked
+
+
+def invoice_resend(*, invoice: Invoice, actor: User | None = None) -> Invoice:
+    """Email an issued invoice again (once the transaction commits). Drafts and void invoices are not sent."""
+    with transaction.atomic():
+        locked = _locked(invoice)
+        if locked.status not in EMAILED:
+            raise ConflictError(f"A {locked.get_status_display().lower()} invoice is not sent.", field="status")
+        audit_record(action="invoice.sent", organization=locked.organization, actor=actor, target=locked)
+        invoice_send_after_commit(locked, charge=False)
     return locked
 
 
@@ -222,10 +238,11 @@ def invoice_pay_url(invoice: Invoice) -> str:
 
 
 def invoice_email(*, invoice_id: str, organization_id: str, now: datetime | None = None) -> bool:
-    """Email an open invoice, with its PDF, to the organization's billing contacts (the job finalizing starts).
-    False when there is nothing to send: the invoice is not open any more, or nobody receives invoices."""
+    """Email an issued invoice, with its PDF, to the organization's billing contacts (the job finalizing starts).
+    A card charge may have paid it meanwhile: the email then says so. False when there is nothing to send: the
+    invoice was voided, or nobody receives invoices."""
     invoice = Invoice.objects.for_org(organization_id).select_related("organization").filter(pk=invoice_id).first()
-    if invoice is None or invoice.status != InvoiceStatus.OPEN:
+    if invoice is None or invoice.status not in EMAILED:
         return False
     recipients = billing_contacts(invoice.organization)
     if not recipients:

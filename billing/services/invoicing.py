@@ -178,6 +178,7 @@ class BatchInputs:
     time: dict[uuid.UUID, list[tuple[int, date, int]]]  # by organization: (id, worked on, minutes)
     adjustments: dict[uuid.UUID, list[ContractAdjustment]]
     review: set[uuid.UUID]  # organizations that review drafts
+    autopay: set[uuid.UUID] = field(default_factory=set)  # organizations whose saved card is charged on issue
     taken_time: set[int] = field(default_factory=set)
     renewed: list[tuple[Contract, date | None]] = field(default_factory=list)  # (contract, the end it renewed at)
 
@@ -213,12 +214,24 @@ def _inputs(contracts: list[Contract], through: date) -> BatchInputs:
     for adjustment in ContractAdjustment.objects.filter(contract_id__in=ids, invoice__isnull=True):
         adjustments[adjustment.contract_id].append(adjustment)
     organizations = {contract.organization_id for contract in contracts}
-    review = set(
-        BillingSettings.objects.filter(organization_id__in=organizations, review_drafts=True).values_list(
-            "organization_id", flat=True
-        )
+    review, autopay = _choices(organizations)
+    return BatchInputs(lines, usage, time, adjustments, review, autopay)
+
+
+def _choices(organizations: set[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """Of ``organizations``: those that review drafts, and those whose saved card is charged when invoiced."""
+    review, autopay = set(), set()
+    chosen = BillingSettings.objects.filter(organization_id__in=organizations).filter(
+        Q(review_drafts=True) | (Q(autopay=True) & ~Q(payment_method_id=""))
     )
-    return BatchInputs(lines, usage, time, adjustments, review)
+    for organization_id, reviews, charges, card in chosen.values_list(
+        "organization_id", "review_drafts", "autopay", "payment_method_id"
+    ):
+        if reviews:
+            review.add(organization_id)
+        if charges and card:
+            autopay.add(organization_id)
+    return review, autopay
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -346,17 +359,23 @@ def numbers_take(organization_counts: dict[uuid.UUID, int], kind: str = INVOICE)
     return first
 
 
-def invoice_send_after_commit(invoice: Invoice) -> None:
-    """Email an open invoice once the caller's transaction commits (a Celery job). With the broker down it stays
-    unsent, and ``sent_at`` stays empty so staff can see it and send it again."""
+def invoice_send_after_commit(invoice: Invoice, *, charge: bool = True) -> None:
+    """Email an open invoice once the caller's transaction commits (a Celery job), and charge the saved card when
+    its automatic payment is due. With the broker down it stays unsent, and ``sent_at`` stays empty so staff can see
+    it and send it again; the hourly collection run charges it."""
     invoice_id, organization_id = str(invoice.pk), str(invoice.organization_id)
 
+    charge = charge and invoice.next_payment_at is not None
+
     def _enqueue() -> None:
-        from billing.tasks import send_invoice  # the tasks module imports the services
+        from billing.tasks import collect_payment, send_invoice  # the tasks module imports the services
 
         try:
-            send_invoice.delay(invoice_id, organization_id)
-        except Exception:  # the broker is down: the invoice is safe, only its email waits
+            if charge:  # charged first, so the email can say it was paid
+                collect_payment.delay(invoice_id, organization_id, send=True)
+            else:
+                send_invoice.delay(invoice_id, organization_id)
+        except Exception:  # the broker is down: the invoice is safe; its email waits, the hourly run charges it
             logger.warning("could not enqueue the email of invoice %s", invoice_id, exc_info=True)
 
     transaction.on_commit(_enqueue)
@@ -394,6 +413,7 @@ def _write(plans: list[PlannedInvoice], now: datetime, inputs: BatchInputs) -> l
             tax_rate=contract.tax_rate,
             tax_label=contract.tax_label,
             finalized_at=now if final else None,
+            next_payment_at=now if final and total > 0 and contract.organization_id in inputs.autopay else None,
             created_at=now,
         )
         invoices.append(invoice)
@@ -449,9 +469,10 @@ def adjustments_invoice(*, contract: Contract, now: datetime | None = None) -> I
     )
     if not waiting:
         return None
-    inputs = BatchInputs(lines={}, usage={}, time={}, adjustments={contract.pk: waiting}, review=set())
-    if BillingSettings.objects.filter(organization_id=contract.organization_id, review_drafts=True).exists():
-        inputs.review.add(contract.organization_id)
+    review, autopay = _choices({contract.organization_id})
+    inputs = BatchInputs(
+        lines={}, usage={}, time={}, adjustments={contract.pk: waiting}, review=review, autopay=autopay
+    )
     today = timezone.localdate(now, ZoneInfo(contract.organization.timezone))
     plan = PlannedInvoice(contract=contract, period=None, issue_date=today, lines=[])
     _add_adjustments(plan, inputs)

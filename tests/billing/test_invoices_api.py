@@ -748,3 +748,80 @@ def test_the_schema_documents_the_billing_api(client, db):
     usage = paths["/api/contracts/{id}/usage/"]["post"]
     assert "Idempotency-Key" in {parameter["name"] for parameter in usage["parameters"]}
     assert set(usage["responses"]) >= {"200", "201", "409"}
+
+
+# -- sending and collecting ----------------------------------------------------------------------------------------
+
+
+def test_staff_resend_an_issued_invoice_but_not_a_draft(
+    tess, acme, alice, mailoutbox, django_capture_on_commit_callbacks
+):
+    opened = open_invoice(acme, VISIT)
+    draft = invoice_create(organization=acme, lines=[VISIT])
+    client = session(tess)
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/invoices/{opened.id}/send/")
+    assert response.status_code == 202
+    opened.refresh_from_db()
+    (mail,) = mailoutbox
+    assert opened.sent_at is not None
+    assert mail.to == ["alice@acme.test"] and "INV-00001" in mail.subject
+    response = client.post(f"/api/invoices/{draft.id}/send/")
+    assert response.status_code == 409 and "status" in str(response.json())
+    assert AuditEvent.objects.filter(action="invoice.sent").count() == 1
+
+
+def test_staff_retry_payment_records_the_attempt_in_the_invoice(tess, acme, alice):
+    from billing.models import BillingSettings
+
+    opened = open_invoice(acme, VISIT)
+    client = session(tess)
+    response = client.post(f"/api/invoices/{opened.id}/retry-payment/")
+    assert response.status_code == 409 and "saved card" in str(response.json())
+    acme.stripe_customer_id = "cus_acme"
+    acme.save(update_fields=["stripe_customer_id"])
+    BillingSettings.objects.create(organization=acme, payment_method_id="pm_card_chargeDeclinedInsufficientFunds")
+    response = client.post(f"/api/invoices/{opened.id}/retry-payment/")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    (attempt,) = body["attempts"]
+    assert (attempt["trigger"], attempt["status"], attempt["decline_code"], attempt["hard_decline"]) == (
+        "staff", "FAILED", "insufficient_funds", False,
+    )  # fmt: skip
+    assert (body["status"], body["payment_attempts"], body["next_payment_at"] is not None) == ("OPEN", 1, True)
+    BillingSettings.objects.filter(organization=acme).update(payment_method_id="pm_card_visa")
+    body = client.post(f"/api/invoices/{opened.id}/retry-payment/").json()
+    assert (body["status"], body["amount_due"], [a["status"] for a in body["attempts"]]) == (
+        "PAID", "0.00", ["FAILED", "SUCCEEDED"],
+    )  # fmt: skip
+    assert client.post(f"/api/invoices/{opened.id}/retry-payment/").status_code == 409
+
+
+def test_customers_cannot_send_or_retry(alice, acme):
+    opened = open_invoice(acme, VISIT)
+    client = session(alice)
+    assert client.post(f"/api/invoices/{opened.id}/send/").status_code == 403
+    assert client.post(f"/api/invoices/{opened.id}/retry-payment/").status_code == 403
+
+
+@pytest.mark.isolation("api-invoice-send")
+def test_another_organizations_invoice_cannot_be_sent(acme_callers, globex_invoice, mailoutbox):
+    mailoutbox.clear()
+    for client, write_status in acme_callers:
+        response = client.post(f"/api/invoices/{globex_invoice.id}/send/")
+        assert response.status_code == write_status
+        globex_free(response)
+    assert mailoutbox == []
+
+
+@pytest.mark.isolation("api-invoice-retry-payment")
+def test_another_organizations_invoice_cannot_be_charged(acme_callers, globex, globex_invoice):
+    from billing.models import BillingSettings, PaymentAttempt
+
+    BillingSettings.objects.create(organization=globex, payment_method_id="pm_card_visa")
+    for client, write_status in acme_callers:
+        response = client.post(f"/api/invoices/{globex_invoice.id}/retry-payment/")
+        assert response.status_code == write_status
+        globex_free(response)
+    assert PaymentAttempt.objects.count() == 0

@@ -1,5 +1,6 @@
-"""The Stripe adapter against recorded Stripe replies: what it sends (method, path, form body, headers) and what it
-makes of the answers. No database, no network: ``responses`` fails any request that was not recorded."""
+"""The Stripe adapter against recorded Stripe replies (subscriptions, checkouts, invoice payments): what it sends
+(method, path, form body, headers) and what it makes of the answers. No database, no network: ``responses`` fails
+any request that was not recorded."""
 
 from __future__ import annotations
 
@@ -15,14 +16,19 @@ import responses
 import stripe
 from responses import RequestsMock
 
+from billing import declines
 from billing.providers import get_provider
 from billing.providers.base import (
+    ChargeRequest,
+    ChargeStatus,
     CheckoutRequest,
     CheckoutSession,
+    InvoiceCheckoutRequest,
     PaymentProvider,
     PriceLine,
     ProviderError,
     SubscriptionRef,
+    intent_result,
 )
 from billing.providers.stripe import StripeProvider
 
@@ -570,3 +576,195 @@ def test_get_provider_returns_the_stripe_adapter(settings):
     provider: PaymentProvider = get_provider()
     assert isinstance(provider, StripeProvider)
     assert provider.name == "stripe"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Invoice payments: off-session charges (a success, soft and hard declines, an outage) and the invoice checkout.
+# ----------------------------------------------------------------------------------------------------------------
+
+METHOD = "pm_1QzAbCdEfGhIjKlMnOpQrStU"
+INTENT = "pi_3QzAbCdEfGhIjKlM1aBcDeFg"
+INVOICE = "7d1c0f4e-2b7a-4c55-8e0d-3a9b6f2e1c11"
+ATTEMPT = "5a4e3c2b-1d0f-4e9a-8b7c-6d5e4f3a2b10"
+KEY = f"keel-invoice-{INVOICE}-attempt-2"
+METADATA = {"keel_invoice": INVOICE, "keel_attempt": ATTEMPT, "keel_organization": "acme"}
+
+
+def charge(**changes: Any) -> ChargeRequest:
+    fields: dict[str, Any] = {
+        "customer": CUSTOMER,
+        "payment_method": METHOD,
+        "amount": 110000,
+        "currency": "AUD",
+        "description": "Invoice INV-00042",
+        "idempotency_key": KEY,
+        "metadata": METADATA,
+    }
+    return ChargeRequest(**{**fields, **changes})
+
+
+def intent_json(status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "id": INTENT,
+        "object": "payment_intent",
+        "amount": 110000,
+        "amount_received": 110000 if status == "succeeded" else 0,
+        "currency": "aud",
+        "customer": CUSTOMER,
+        "payment_method": METHOD,
+        "status": status,
+        "last_payment_error": error,
+        "metadata": METADATA,
+        "livemode": False,
+        "created": 1767225600,
+    }
+
+
+def card_error(code: str, decline_code: str | None, message: str) -> dict[str, Any]:
+    error = {
+        "type": "card_error",
+        "code": code,
+        "decline_code": decline_code,
+        "message": message,
+        "doc_url": f"https://stripe.com/docs/error-codes/{code}",
+        "request_log_url": "https://dashboard.stripe.com/test/logs/req_1",
+    }
+    return {"error": {**error, "payment_intent": intent_json("requires_payment_method", error)}}
+
+
+def test_a_successful_off_session_charge_sends_the_attempts_key_and_confirms_at_once(api, provider):
+    api.post(f"{API}/v1/payment_intents", json=intent_json("succeeded"))
+    result = provider.payment_intent_create(charge())
+    assert (result.status, result.payment_intent_id, result.payment_method) == (ChargeStatus.SUCCEEDED, INTENT, METHOD)
+    (call,) = api.calls
+    assert call.request.headers["Idempotency-Key"] == KEY
+    sent = form(call)
+    assert sent["amount"] == "110000" and sent["currency"] == "aud" and sent["customer"] == CUSTOMER
+    assert sent["off_session"] == "true" and sent["confirm"] == "true" and sent["payment_method"] == METHOD
+    assert sent["metadata[keel_attempt]"] == ATTEMPT and sent["metadata[keel_invoice]"] == INVOICE
+
+
+def test_a_soft_decline_is_a_failed_result_with_the_issuers_reason(api, provider):
+    api.post(
+        f"{API}/v1/payment_intents",
+        status=402,
+        json=card_error("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    )
+    result = provider.payment_intent_create(charge())
+    assert (result.status, result.payment_intent_id) == (ChargeStatus.FAILED, INTENT)
+    assert (result.failure_code, result.decline_code) == ("card_declined", "insufficient_funds")
+    assert declines.classify(result.failure_code, result.decline_code).hard is False
+
+
+def test_a_hard_decline_is_recognised(api, provider):
+    api.post(
+        f"{API}/v1/payment_intents",
+        status=402,
+        json=card_error("card_declined", "stolen_card", "Your card was declined."),
+    )
+    result = provider.payment_intent_create(charge())
+    verdict = declines.classify(result.failure_code, result.decline_code)
+    assert (result.status, verdict.hard, verdict.message) == (ChargeStatus.FAILED, True, "The card was declined.")
+
+
+def test_authentication_required_off_session_is_final(api, provider):
+    api.post(
+        f"{API}/v1/payment_intents",
+        status=402,
+        json=card_error(
+            "authentication_required",
+            "authentication_required",
+            "Your card was declined. This transaction requires authentication.",
+        ),
+    )
+    result = provider.payment_intent_create(charge())
+    assert declines.classify(result.failure_code, result.decline_code).hard is True
+
+
+def test_an_outage_is_a_retryable_provider_error_not_a_decline(api, provider):
+    api.post(
+        f"{API}/v1/payment_intents", status=500, json={"error": {"type": "api_error", "message": "sk_test_123 boom"}}
+    )
+    with pytest.raises(ProviderError) as refused:
+        provider.payment_intent_create(charge())
+    assert refused.value.retryable is True and "sk_test_123" not in refused.value.message
+
+
+def test_the_invoice_checkout_is_a_payment_session_carrying_the_attempt(api, provider):
+    api.post(
+        f"{API}/v1/checkout/sessions",
+        json={
+            "id": "cs_test_pay1",
+            "object": "checkout.session",
+            "url": "https://checkout.stripe.com/c/pay/cs_test_pay1",
+            "mode": "payment",
+            "status": "open",
+        },
+    )
+    request = InvoiceCheckoutRequest(
+        invoice_id=INVOICE,
+        reference="INV-00042",
+        organization_id="acme",
+        attempt=3,
+        amount=55000,
+        currency="AUD",
+        email="alice@acme.test",
+        customer="",
+        save_card=True,
+        success_url="https://keel.test/i?paid=1",
+        cancel_url="https://keel.test/i",
+        idempotency_key=f"keel-invoice-checkout-{ATTEMPT}",
+        metadata=METADATA,
+    )
+    session = provider.invoice_checkout_create(request)
+    assert session.url.endswith("cs_test_pay1")
+    (call,) = api.calls
+    sent = form(call)
+    assert sent["mode"] == "payment" and sent["customer_creation"] == "always"
+    assert sent["customer_email"] == "alice@acme.test" and sent["client_reference_id"] == INVOICE
+    assert sent["line_items[0][price_data][unit_amount]"] == "55000"
+    assert sent["payment_intent_data[setup_future_usage]"] == "off_session"
+    assert sent["payment_intent_data[metadata][keel_attempt]"] == ATTEMPT
+    assert call.request.headers["Idempotency-Key"] == f"keel-invoice-checkout-{ATTEMPT}"
+
+
+def test_a_payment_intent_event_object_reads_as_the_same_result():
+    error = {"code": "card_declined", "decline_code": "generic_decline", "message": "Your card was declined."}
+    failed = intent_result(intent_json("requires_payment_method", error))
+    assert (failed.status, failed.decline_code, failed.message) == ("failed", "generic_decline", error["message"])
+    assert intent_result(intent_json("processing")).status == ChargeStatus.PROCESSING
+    assert intent_result({**intent_json("succeeded"), "payment_method": {"id": METHOD}}).payment_method == METHOD
+
+
+@pytest.mark.parametrize(
+    ("failure", "decline", "hard"),
+    [
+        ("card_declined", "insufficient_funds", False),
+        ("card_declined", "generic_decline", False),
+        ("card_declined", "do_not_honor", False),
+        ("processing_error", None, False),
+        ("card_declined", "lost_card", True),
+        ("card_declined", "fraudulent", True),
+        ("expired_card", None, True),
+        ("incorrect_cvc", None, True),
+        ("card_declined", "do_not_try_again", True),
+        ("something_new", None, False),
+    ],
+)
+def test_the_hard_decline_table(failure, decline, hard):
+    assert declines.classify(failure, decline).hard is hard
+
+
+def test_retry_schedule_parsing_and_the_last_wait_repeating():
+    from datetime import timedelta
+
+    schedule = declines.parse_schedule("1h, 6h,1d,3d,7d")
+    assert schedule == (timedelta(hours=1), timedelta(hours=6), timedelta(days=1), timedelta(days=3), timedelta(days=7))
+    waits = [declines.next_retry(failures, schedule[:2], 4) for failures in (1, 2, 3, 4)]
+    assert waits == [timedelta(hours=1), timedelta(hours=6), timedelta(hours=6), None]
+    for bad in ("1w", "h", "0d", "-1d", ""):
+        with pytest.raises(ValueError, match="not a wait"):
+            declines.parse_schedule(bad)
+    assert declines.parse_days("14, -3,1,7") == (-3, 1, 7, 14)
+    with pytest.raises(ValueError, match="whole number"):
+        declines.parse_days("1,x")

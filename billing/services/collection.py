@@ -1,0 +1,387 @@
+"""Collecting invoices: automatic card charges and their retries, paying on the portal, and what the payment
+provider reports back.
+
+Each try is a ``PaymentAttempt``, written (and committed) before the provider is asked, with an idempotency key made
+of the invoice and the attempt's number: a crash or a timeout between the two replays the same charge, never a second
+one. A failed automatic charge is retried on ``BILLING_RETRY_SCHEDULE`` until ``BILLING_MAX_PAYMENT_ATTEMPTS`` tries
+were made, when the invoice becomes uncollectible; a hard decline (``billing.declines``) is never retried. The
+customer is emailed after each failure. The ``payment_intent.*`` webhooks find the attempt by the metadata Keel put on
+the payment and apply the same outcome, so a reply and its webhook change an attempt once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billing import declines, proration
+from billing.models import (
+    AttemptStatus,
+    AttemptTrigger,
+    BillingSettings,
+    Invoice,
+    InvoiceStatus,
+    PaymentAttempt,
+)
+from billing.providers import get_provider
+from billing.providers.base import ChargeRequest, ChargeResult, ChargeStatus, InvoiceCheckoutRequest, ProviderError
+from billing.selectors import billing_contacts
+from billing.services.invoices import amount_due, invoice_pay_url
+from events.services import publish
+from tenancy.audit import audit_record
+from tenancy.emails import email_send
+from tenancy.errors import ConflictError
+from tenancy.models import Organization, User
+from tenancy.services import organization_reactivate
+
+logger = logging.getLogger(__name__)
+
+# A provider that could not answer is asked again (with the same attempt and key) this much later.
+PROVIDER_RETRY = timedelta(minutes=15)
+OFF_SESSION = (AttemptTrigger.AUTOMATIC, AttemptTrigger.RETRY, AttemptTrigger.STAFF)
+COLLECTIBLE = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+_STATUS = {
+    ChargeStatus.SUCCEEDED: AttemptStatus.SUCCEEDED,
+    ChargeStatus.PROCESSING: AttemptStatus.PROCESSING,
+    ChargeStatus.REQUIRES_ACTION: AttemptStatus.REQUIRES_ACTION,
+    ChargeStatus.FAILED: AttemptStatus.FAILED,
+    ChargeStatus.CANCELED: AttemptStatus.CANCELED,
+}
+
+
+def retry_policy() -> tuple[tuple[timedelta, ...], int]:
+    """The configured waits between retries and the most automatic charges an invoice gets."""
+    return declines.parse_schedule(settings.BILLING_RETRY_SCHEDULE), settings.BILLING_MAX_PAYMENT_ATTEMPTS
+
+
+def _locked(invoice_id: Any, organization_id: Any) -> Invoice | None:
+    return (
+        Invoice.objects.for_org(organization_id)
+        .select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(pk=invoice_id)
+        .first()
+    )
+
+
+def _minor(amount: Decimal, currency: str) -> int:
+    return int(proration.quantize(amount, currency).scaleb(proration.minor_units(currency)))
+
+
+def _metadata(attempt: PaymentAttempt, **extra: str) -> dict[str, str]:
+    return {
+        "keel_invoice": str(attempt.invoice_id),
+        "keel_attempt": str(attempt.pk),
+        "keel_organization": str(attempt.organization_id),
+        **extra,
+    }
+
+
+def _new_attempt(invoice: Invoice, trigger: str, now: datetime) -> PaymentAttempt:
+    number = invoice.payment_attempts + 1
+    attempt = PaymentAttempt.objects.create(
+        organization_id=invoice.organization_id,
+        invoice=invoice,
+        number=number,
+        trigger=trigger,
+        amount=amount_due(invoice),
+        currency=invoice.currency,
+        idempotency_key=f"keel-invoice-{invoice.pk}-attempt-{number}",
+        created_at=now,
+    )
+    invoice.payment_attempts = number
+    return attempt
+
+
+# -- charging a saved card ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Charge:
+    attempt: PaymentAttempt
+    request: ChargeRequest
+
+
+def _prepare_charge(invoice_id: Any, organization_id: Any, trigger: str, actor: User | None,
+                    now: datetime, scheduled: bool) -> _Charge | None:  # fmt: skip
+    with transaction.atomic():
+        invoice = _locked(invoice_id, organization_id)
+        if invoice is None:
+            return None
+        if scheduled and (invoice.next_payment_at is None or invoice.next_payment_at > now):
+            return None  # another worker took it, or staff changed the schedule
+        if invoice.status not in COLLECTIBLE or amount_due(invoice) <= 0:
+            if scheduled:
+                Invoice.objects.filter(pk=invoice.pk).update(next_payment_at=None)
+                return None
+            raise ConflictError(f"A {invoice.get_status_display().lower()} invoice has nothing to collect.", "status")
+        card = BillingSettings.objects.filter(organization_id=invoice.organization_id).first()
+        customer = invoice.organization.stripe_customer_id
+        if card is None or not card.payment_method_id or not customer:
+            if scheduled:
+                Invoice.objects.filter(pk=invoice.pk).update(next_payment_at=None)
+                return None
+            raise ConflictError("The organization has no saved card to charge.", "payment_method")
+        attempts = invoice.attempts.order_by("-number")
+        if attempts.filter(status=AttemptStatus.PROCESSING).exists():
+            if scheduled:
+                Invoice.objects.filter(pk=invoice.pk).update(next_payment_at=None)
+                return None
+            raise ConflictError("A payment of this invoice is still processing.", "status")
+        # An off-session attempt the provider never answered (a crash, an outage) is asked again with its own key.
+        unanswered = attempts.filter(status=AttemptStatus.PENDING, trigger__in=OFF_SESSION, payment_intent_id="")
+        attempt = unanswered.first() or _new_attempt(invoice, trigger, now)
+        invoice.next_payment_at = None
+        invoice.save(update_fields=["payment_attempts", "next_payment_at", "updated_at"])
+        if actor is not None:
+            audit_record(action="invoice.payment_retried", organization=invoice.organization, actor=actor,
+                         target=invoice, changes={"attempt": attempt.number})  # fmt: skip
+    request = ChargeRequest(
+        customer=customer,
+        payment_method=card.payment_method_id,
+        amount=_minor(attempt.amount, attempt.currency),
+        currency=attempt.currency,
+        description=f"Invoice {invoice.reference}",
+        idempotency_key=attempt.idempotency_key,
+        metadata=_metadata(attempt),
+    )
+    return _Charge(attempt, request)
+
+
+def invoice_charge(*, invoice_id: Any, organization_id: Any, trigger: str = AttemptTrigger.AUTOMATIC,
+                   actor: User | None = None, now: datetime | None = None,
+                   scheduled: bool = False) -> PaymentAttempt | None:  # fmt: skip
+    """Charge the organization's saved card for what the invoice owes. ``scheduled`` (the automatic charge and its
+    retries) does nothing unless the invoice's ``next_payment_at`` has come, so two workers charge it once; staff
+    retries (``trigger="staff"``) raise ConflictError when there is nothing to charge or no card to charge."""
+    now = now or timezone.now()
+    charge = _prepare_charge(invoice_id, organization_id, trigger, actor, now, scheduled)
+    if charge is None:
+        return None
+    try:
+        result = get_provider().payment_intent_create(charge.request)
+    except ProviderError as failure:
+        if failure.retryable:  # the attempt stays pending; the next run asks again with the same key
+            Invoice.objects.filter(pk=charge.attempt.invoice_id).update(next_payment_at=now + PROVIDER_RETRY)
+            logger.warning("payment provider unavailable for %s: %s", charge.attempt, failure.message)
+            return charge.attempt
+        result = ChargeResult("", ChargeStatus.FAILED, failure_code="provider_error", message=failure.message)
+    return attempt_apply(attempt_id=charge.attempt.pk, result=result, now=now)
+
+
+# -- applying an outcome -----------------------------------------------------------------------------------------------
+
+
+def attempt_apply(*, attempt_id: Any, result: ChargeResult, now: datetime | None = None) -> PaymentAttempt:
+    """Record what the provider says of an attempt (its reply, or a webhook): pay the invoice, or schedule the
+    retry and tell the customer. A finished attempt does not change again, except a failed one that then succeeds."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        first = PaymentAttempt.objects.filter(pk=attempt_id).values_list("invoice_id", "organization_id").first()
+        if first is None:
+            raise PaymentAttempt.DoesNotExist(attempt_id)
+        invoice = _locked(*first)
+        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+        status = _STATUS[result.status]
+        if attempt.status == status or attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.CANCELED):
+            return attempt
+        if attempt.status == AttemptStatus.FAILED and status != AttemptStatus.SUCCEEDED:
+            return attempt
+        assert invoice is not None  # noqa: S101 - the attempt's invoice cannot be deleted (PROTECT)
+        attempt.status = status
+        attempt.payment_intent_id = result.payment_intent_id or attempt.payment_intent_id
+        if status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED, AttemptStatus.CANCELED):
+            attempt.completed_at = now
+        if status == AttemptStatus.SUCCEEDED:
+            attempt.save()
+            _paid(invoice, attempt, now)
+        elif status in (AttemptStatus.FAILED, AttemptStatus.REQUIRES_ACTION):
+            verdict = declines.classify(result.failure_code, result.decline_code)
+            attempt.failure_code = (result.failure_code or status.lower())[:60]
+            attempt.decline_code = result.decline_code[:60]
+            attempt.failure_message = (result.message or verdict.message)[:500]
+            # Off-session, a bank that wants the card holder present is as final as a hard decline.
+            attempt.hard_decline = verdict.hard or status == AttemptStatus.REQUIRES_ACTION
+            attempt.save()
+            if attempt.trigger in OFF_SESSION:
+                _failed(invoice, attempt, verdict.message, now)
+        else:
+            attempt.save()
+    return attempt
+
+
+def _paid(invoice: Invoice, attempt: PaymentAttempt, now: datetime) -> None:
+    invoice.amount_paid += attempt.amount
+    invoice.next_payment_at = None
+    fields = ["amount_paid", "next_payment_at", "updated_at"]
+    if amount_due(invoice) <= 0 and invoice.status in COLLECTIBLE:
+        invoice.status = InvoiceStatus.PAID
+        invoice.paid_at = now
+        fields += ["status", "paid_at"]
+    invoice.save(update_fields=fields)
+    audit_record(action="invoice.paid", organization=invoice.organization, target=invoice,
+                 changes={"attempt": attempt.number, "amount": f"{attempt.amount:.2f}"})  # fmt: skip
+    publish(invoice.organization, "invoice.paid", _payload(invoice, attempt))
+    if invoice.status == InvoiceStatus.PAID:
+        _reinstate(invoice.organization)
+
+
+def _failed(invoice: Invoice, attempt: PaymentAttempt, message: str, now: datetime) -> None:
+    schedule, most = retry_policy()
+    failures = invoice.attempts.filter(
+        trigger__in=OFF_SESSION, status__in=(AttemptStatus.FAILED, AttemptStatus.REQUIRES_ACTION)
+    ).count()
+    wait = None if attempt.hard_decline else declines.next_retry(failures, schedule, most)
+    invoice.next_payment_at = now + wait if wait else None
+    fields = ["next_payment_at", "updated_at"]
+    exhausted = wait is None and not attempt.hard_decline
+    if exhausted and invoice.status == InvoiceStatus.OPEN:
+        invoice.status = InvoiceStatus.UNCOLLECTIBLE
+        fields.append("status")
+    invoice.save(update_fields=fields)
+    audit_record(action="invoice.payment_failed", organization=invoice.organization, target=invoice,
+                 changes={"attempt": attempt.number, "reason": attempt.decline_code or attempt.failure_code,
+                          "hard_decline": attempt.hard_decline, "exhausted": exhausted})  # fmt: skip
+    publish(
+        invoice.organization, "invoice.payment_failed", _payload(invoice, attempt, hard_decline=attempt.hard_decline)
+    )
+    invoice_notify(
+        invoice,
+        "payment_failed",
+        amount=f"{attempt.amount:,.2f}",
+        reason=message,
+        next_payment_at=invoice.next_payment_at,
+        hard_decline=attempt.hard_decline,
+        exhausted=exhausted,
+    )
+
+
+def invoice_notify(invoice: Invoice, template: str, **context: object) -> bool:
+    """Email the organization's billing contacts about an invoice (after commit), with its reference, currency and
+    pay link; False when nobody receives invoices."""
+    recipients = billing_contacts(invoice.organization)
+    if not recipients:
+        return False
+    email_send(
+        to=recipients,
+        template=template,
+        context={
+            "reference": invoice.reference,
+            "organization_name": invoice.organization.name,
+            "currency": invoice.currency,
+            "pay_url": invoice_pay_url(invoice),
+            **context,
+        },
+        organization=invoice.organization,
+    )
+    return True
+
+
+def _payload(invoice: Invoice, attempt: PaymentAttempt, **extra: object) -> dict[str, object]:
+    return {
+        "id": str(invoice.pk),
+        "number": invoice.reference,
+        "status": invoice.status,
+        "attempt": attempt.number,
+        "amount": f"{attempt.amount:.2f}",
+        "currency": invoice.currency,
+        **extra,
+    }
+
+
+# -- paying on the portal ----------------------------------------------------------------------------------------------
+
+
+def invoice_checkout_start(*, invoice: Invoice, user: User, save_card: bool, now: datetime | None = None) -> str:
+    """A payment page at the provider for what the invoice owes; returns its URL. Earlier unfinished portal payments
+    of the invoice are canceled (their pages may still be open, but the webhook of a stale page finds a canceled
+    attempt only if it was never paid)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked(invoice.pk, invoice.organization_id)
+        if locked is None:
+            raise Invoice.DoesNotExist(invoice.pk)
+        if locked.status not in COLLECTIBLE or amount_due(locked) <= 0:
+            raise ConflictError("This invoice has nothing left to pay.", "status")
+        if locked.attempts.filter(status=AttemptStatus.PROCESSING).exists():
+            raise ConflictError("A payment of this invoice is already processing.", "status")
+        locked.attempts.filter(trigger=AttemptTrigger.CUSTOMER, status=AttemptStatus.PENDING).update(
+            status=AttemptStatus.CANCELED, completed_at=now
+        )
+        attempt = _new_attempt(locked, AttemptTrigger.CUSTOMER, now)
+        locked.save(update_fields=["payment_attempts", "updated_at"])
+    page = invoice_pay_url(locked)
+    request = InvoiceCheckoutRequest(
+        invoice_id=str(locked.pk),
+        reference=locked.reference,
+        organization_id=str(locked.organization_id),
+        attempt=attempt.number,
+        amount=_minor(attempt.amount, attempt.currency),
+        currency=attempt.currency,
+        email=user.email,
+        customer=locked.organization.stripe_customer_id,
+        save_card=save_card,
+        success_url=f"{page}?paid=1",
+        cancel_url=page,
+        idempotency_key=f"keel-invoice-checkout-{attempt.pk}",
+        metadata=_metadata(attempt, keel_save_card="1" if save_card else "0"),
+    )
+    try:
+        session = get_provider().invoice_checkout_create(request)
+    except ProviderError as failure:
+        PaymentAttempt.objects.filter(pk=attempt.pk).update(
+            status=AttemptStatus.CANCELED, completed_at=now, failure_code="provider_error",
+            failure_message=failure.message[:500],
+        )  # fmt: skip
+        raise
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(checkout_session_id=session.id[:200])
+    return session.url
+
+
+def card_save(*, organization_id: Any, payment_method: str, customer: str) -> None:
+    """Keep the card a customer chose to save at checkout as the one charged automatically."""
+    if not payment_method:
+        return
+    BillingSettings.objects.update_or_create(
+        organization_id=organization_id, defaults={"payment_method_id": payment_method[:100], "autopay": True}
+    )
+    if customer:
+        Organization.objects.filter(pk=organization_id, stripe_customer_id="").update(stripe_customer_id=customer[:64])
+
+
+def attempt_for(metadata: dict[str, Any], payment_intent_id: str) -> PaymentAttempt | None:
+    """The attempt a provider object is about: named in its metadata, or by its payment intent."""
+    named = str(metadata.get("keel_attempt") or "")
+    try:
+        attempt_id = uuid.UUID(named) if named else None
+    except ValueError:
+        attempt_id = None
+    if attempt_id is not None:
+        found = PaymentAttempt.objects.filter(pk=attempt_id).first()
+        if found is not None:
+            return found
+    if payment_intent_id:
+        return PaymentAttempt.objects.filter(payment_intent_id=payment_intent_id).first()
+    return None
+
+
+# -- suspension --------------------------------------------------------------------------------------------------------
+
+SUSPENSION_REASON = "Unpaid invoice"
+
+
+def _reinstate(organization: Organization) -> None:
+    """An organization suspended for an unpaid invoice is active again once nothing it owes has failed."""
+    if organization.is_active or not organization.suspended_reason.startswith(SUSPENSION_REASON):
+        return
+    owing = Invoice.objects.for_org(organization).filter(status__in=COLLECTIBLE, payment_attempts__gt=0)
+    if not any(amount_due(invoice) > 0 for invoice in owing.prefetch_related("credit_notes")):
+        organization_reactivate(organization=organization, actor=None)

@@ -85,3 +85,6 @@ class SmsCreditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+from billing import admin_invoicing  # noqa: E402,F401 - registers the contract billing screens

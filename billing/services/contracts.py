@@ -145,7 +145,7 @@ class ContractTerms:
     renewal_term_months: int | None = None
 
 
-def _check_terms(terms: ContractTerms) -> dict[str, list[str]]:
+def terms_check(terms: ContractTerms) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if not terms.name.strip():
         errors["name"] = ["A name is required."]
@@ -181,7 +181,7 @@ def contract_create(
     actor: User | None = None,
 ) -> Contract:
     """A contract with its lines, as a draft or active at once. Nothing is written unless all of it is valid."""
-    errors = _check_terms(terms)
+    errors = terms_check(terms)
     checked: list[ContractLine] = []
     for index, data in enumerate(lines):
         try:

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from billing import demo as billing_demo
+from billing import demo_contracts
 from qualification import demo as qualification_demo
 from quotes import demo as quotes_demo
 from tenancy import demo
@@ -38,6 +39,9 @@ class Command(BaseCommand):
             out.write(f"  {line}")
         out.write("Subscriptions (the Billing page of each organization's owner):")
         for line in billing_demo.seed():
+            out.write(f"  {line}")
+        out.write("Contracts and invoices (staff admin, and each owner's Billing page):")
+        for line in demo_contracts.seed():
             out.write(f"  {line}")
         out.write("Support tickets:")
         for line in tickets_demo.seed():

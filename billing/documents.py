@@ -16,6 +16,7 @@ from io import BytesIO
 from typing import Any
 from xml.sax.saxutils import escape
 
+from django.conf import settings
 from django.utils import dateformat
 from reportlab.lib import colors  # type: ignore[import-untyped]
 from reportlab.lib.enums import TA_RIGHT  # type: ignore[import-untyped]
@@ -198,6 +199,20 @@ def _header(invoice: Invoice, styles: _Styles) -> list[Any]:
     return [table, Spacer(1, 6 * mm)]
 
 
+def _issuer(styles: _Styles) -> list[Any]:
+    """Who issues the invoice (the MSP running Keel): a tax invoice names its supplier and the supplier's ABN."""
+    name = settings.BILLING_ISSUER_NAME.strip()
+    if not name:
+        return []
+    block = [_p("FROM", styles.label), _p(name, styles.body)]
+    if settings.BILLING_ISSUER_ABN.strip():
+        block.append(_p(f"ABN {settings.BILLING_ISSUER_ABN.strip()}", styles.body))
+    block += [_p(line.strip(), styles.small) for line in settings.BILLING_ISSUER_ADDRESS.split(";") if line.strip()]
+    if settings.BILLING_ISSUER_EMAIL.strip():
+        block.append(_p(settings.BILLING_ISSUER_EMAIL.strip(), styles.small))
+    return [*block, Spacer(1, 3 * mm)]
+
+
 def _details(invoice: Invoice, styles: _Styles) -> list[Any]:
     rows = [
         ("Invoice number", invoice.reference),
@@ -214,7 +229,7 @@ def _details(invoice: Invoice, styles: _Styles) -> list[Any]:
     )
     tight = [("LEFTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 1)]
     facts.setStyle(TableStyle([*tight, ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
-    bill_to = [_p("BILL TO", styles.label), _p(invoice.organization.name, styles.body)]
+    bill_to = [*_issuer(styles), _p("BILL TO", styles.label), _p(invoice.organization.name, styles.body)]
     table = Table([[bill_to, facts]], colWidths=[_WIDTH * 0.5, _WIDTH * 0.5])
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
     return [table, Spacer(1, 6 * mm)]

@@ -283,3 +283,23 @@ def test_the_email_of_a_paid_invoice_has_no_pay_button(acme):
     assert "Pay invoice" not in message["html"] and PAY_URL not in message["text"]
     assert "paid in full" in message["html"] and "paid in full" in message["text"]
     assert message["subject"] == "Tax invoice INV-00042 for Acme Pty Ltd"
+
+
+def test_the_issuer_and_its_abn_head_the_invoice(invoice, settings):
+    settings.BILLING_ISSUER_NAME = "Summit IT Services Pty Ltd"
+    settings.BILLING_ISSUER_ABN = "51 824 753 556"
+    settings.BILLING_ISSUER_ADDRESS = "Level 4, 12 Pitt Street; Sydney NSW 2000"
+    settings.BILLING_ISSUER_EMAIL = "accounts@summit.test"
+    lines = [line for line in pdf_text(invoice_pdf(invoice)).splitlines() if line]
+    start = lines.index("FROM")
+    assert lines[start : start + 6] == [
+        "FROM",
+        "Summit IT Services Pty Ltd",
+        "ABN 51 824 753 556",
+        "Level 4, 12 Pitt Street",
+        "Sydney NSW 2000",
+        "accounts@summit.test",
+    ]
+    assert lines.index("BILL TO") > start
+    settings.BILLING_ISSUER_NAME = ""
+    assert "FROM" not in pdf_text(invoice_pdf(invoice)).splitlines()

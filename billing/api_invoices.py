@@ -70,8 +70,8 @@ CONFLICT = OpenApiResponse(description="The invoice's status does not allow this
 class InvoiceAPIView(BillingAPIView):
     def invoices(self) -> QuerySet[Invoice]:
         scoped = self.scoped(Invoice.objects.all())
-        if self.caller.is_customer:
-            scoped = scoped.exclude(status=InvoiceStatus.DRAFT)
+        if self.caller.is_customer:  # drafts, and drafts voided before they were issued, are not theirs
+            scoped = scoped.exclude(status=InvoiceStatus.DRAFT).exclude(number__isnull=True)
         return (
             scoped.select_related("organization")
             .prefetch_related(Prefetch("credit_notes", queryset=CreditNote.objects.order_by("number")))

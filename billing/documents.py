@@ -116,6 +116,7 @@ def invoice_email_context(invoice: Invoice, pay_url: str) -> dict[str, Any]:
     them), the first ``EMAIL_LINES`` lines, and ``pay_url``. Branding is added by ``tenancy.emails``."""
     currency = invoice.currency
     lines = list(invoice.lines.all())
+    due = invoice.amount_due
     return {
         "reference": invoice.reference,
         "title": _title(invoice),
@@ -139,8 +140,8 @@ def invoice_email_context(invoice: Invoice, pay_url: str) -> dict[str, Any]:
         "tax": format_amount(invoice.tax, currency),
         "total": format_amount(invoice.total, currency),
         "amount_paid": format_amount(invoice.amount_paid, currency),
-        "amount_due": format_amount(invoice.amount_due, currency),
-        "has_amount_due": proration.quantize(invoice.amount_due, currency) > 0,
+        "amount_due": format_amount(due, currency),
+        "has_amount_due": proration.quantize(due, currency) > 0,
         "partly_paid": proration.quantize(invoice.amount_paid, currency) != 0,
         "memo": invoice.memo,
         "pay_url": pay_url,
@@ -273,7 +274,7 @@ def _lines(invoice: Invoice, lines: Sequence[InvoiceLine], styles: _Styles) -> L
     return table
 
 
-def _totals(invoice: Invoice, styles: _Styles) -> Table:
+def _totals(invoice: Invoice, styles: _Styles, due: Decimal) -> Table:
     currency = invoice.currency
     bold = ParagraphStyle("bold", styles.right, fontName="Helvetica-Bold")
     rows: list[tuple[str, Decimal, ParagraphStyle]] = [("Subtotal", invoice.subtotal, styles.right)]
@@ -282,25 +283,29 @@ def _totals(invoice: Invoice, styles: _Styles) -> Table:
     rows += [
         (f"Total {currency}", invoice.total, bold),
         ("Amount paid", invoice.amount_paid, styles.right),
-        (f"Amount due {currency}", invoice.amount_due, bold),
     ]
+    credited = invoice.total - invoice.amount_paid - due
+    if credited > 0 and invoice.status != InvoiceStatus.VOID:
+        rows.append(("Credited", -credited, styles.right))
+    rows.append((f"Amount due {currency}", due, bold))
     table = Table(
         [[_p(label, style), _p(format_amount(amount, currency), style)] for label, amount, style in rows],
         colWidths=[44 * mm, 36 * mm],
         hAlign="RIGHT",
     )
-    total, due = len(rows) - 3, len(rows) - 1
-    rules = [("LINEABOVE", (0, total), (-1, total), 0.75, _INK), ("LINEABOVE", (0, due), (-1, due), 0.5, _RULE)]
+    total = next(index for index, row in enumerate(rows) if row[0] == f"Total {currency}")
+    last = len(rows) - 1
+    rules = [("LINEABOVE", (0, total), (-1, total), 0.75, _INK), ("LINEABOVE", (0, last), (-1, last), 0.5, _RULE)]
     table.setStyle(TableStyle([*rules, ("RIGHTPADDING", (-1, 0), (-1, -1), 6)]))
     return table
 
 
-def _payment(invoice: Invoice, pay_url: str, styles: _Styles) -> list[Any]:
+def _payment(invoice: Invoice, pay_url: str, styles: _Styles, owed: Decimal) -> list[Any]:
     currency = invoice.currency
-    if proration.quantize(invoice.amount_due, currency) <= 0:
+    if proration.quantize(owed, currency) <= 0:
         text = "Nothing is due on this invoice. Thank you."
         return [_p(text, styles.body)]
-    due = f"Please pay {currency} {format_amount(invoice.amount_due, currency)} by {_format_date(invoice.due_date)}."
+    due = f"Please pay {currency} {format_amount(owed, currency)} by {_format_date(invoice.due_date)}."
     parts = [_p(due, styles.body)]
     if pay_url:
         link = escape(pay_url, {'"': "&quot;"})
@@ -312,7 +317,7 @@ def _payment(invoice: Invoice, pay_url: str, styles: _Styles) -> list[Any]:
 def invoice_pdf(invoice: Invoice, *, pay_url: str = "") -> bytes:
     """The invoice as an A4 PDF: the organization's branding, title (``Tax invoice`` when it carries tax), reference,
     dates and period, who is billed, every line, the totals with the tax line, what is due, and ``pay_url`` when
-    given. Reads the organization and the lines (prefetch ``lines`` to save the query)."""
+    given. Reads the organization, the lines and the credit notes (prefetch them to save the queries)."""
     organization = invoice.organization
     primary = colors.HexColor(organization.brand_primary_color or "#1f4e79")
     accent = colors.HexColor(organization.brand_accent_color or "#f2a900")
@@ -334,10 +339,11 @@ def invoice_pdf(invoice: Invoice, *, pay_url: str = "") -> bytes:
         canvas.restoreState()
 
     story: list[Any] = [*_header(invoice, styles), *_details(invoice, styles), _lines(invoice, lines, styles)]
-    story += [Spacer(1, 4 * mm), KeepTogether([_totals(invoice, styles)]), Spacer(1, 6 * mm)]
+    owed = invoice.amount_due
+    story += [Spacer(1, 4 * mm), KeepTogether([_totals(invoice, styles, owed)]), Spacer(1, 6 * mm)]
     if invoice.memo:
         story += [_p(invoice.memo, styles.body), Spacer(1, 3 * mm)]
-    story += _payment(invoice, pay_url, styles)
+    story += _payment(invoice, pay_url, styles, owed)
 
     buffer = BytesIO()
     document = SimpleDocTemplate(

@@ -53,17 +53,18 @@ class NavRegistry:
         return sorted(self._entries.values(), key=lambda entry: (entry.order, entry.label))
 
     def links_for(self, request: HttpRequest) -> list[NavLink]:
-        links = []
+        shown: list[tuple[NavEntry, str]] = []
         for entry in self.entries():
             if entry.visible is not None and not entry.visible(request):
                 continue
             try:
-                url = reverse(entry.url_name)
+                shown.append((entry, reverse(entry.url_name)))
             except NoReverseMatch:
                 continue
-            active = request.path == url or (url != "/" and request.path.startswith(url))
-            links.append(NavLink(label=entry.label, url=url, active=active))
-        return links
+        matching = [url for _, url in shown if request.path == url or (url != "/" and request.path.startswith(url))]
+        # One current page: the most specific entry (/billing/invoices/ is Invoices, not also Billing).
+        current = max(matching, key=len, default=None)
+        return [NavLink(label=entry.label, url=url, active=url == current) for entry, url in shown]
 
 
 main_menu = NavRegistry()

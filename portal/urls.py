@@ -4,7 +4,19 @@ according to the access level it declares (``portal.access``)."""
 from django.urls import path
 from django.views.generic import RedirectView
 
-from portal.views import account, auth, billing, dashboard, invite, organization, plans, public, qualify, support
+from portal.views import (
+    account,
+    auth,
+    billing,
+    dashboard,
+    invite,
+    invoices,
+    organization,
+    plans,
+    public,
+    qualify,
+    support,
+)
 
 app_name = "portal"
 
@@ -42,6 +54,10 @@ urlpatterns = [
     path("billing/plan/", billing.billing_change_plan, name="billing_change_plan"),
     path("billing/cancel/", billing.billing_cancel, name="billing_cancel"),
     path("billing/resume/", billing.billing_resume, name="billing_resume"),
+    path("billing/invoices/", invoices.billing_invoices, name="billing_invoices"),
+    path("billing/invoices/<uuid:invoice_id>/", invoices.billing_invoice, name="billing_invoice"),
+    path("billing/invoices/<uuid:invoice_id>/pay/", invoices.billing_invoice_pay, name="billing_invoice_pay"),
+    path("billing/invoices/<uuid:invoice_id>/pdf/", invoices.billing_invoice_pdf, name="billing_invoice_pdf"),
     # Support
     path("support/", support.support, name="support"),
     path("support/new/", support.support_new, name="support_new"),

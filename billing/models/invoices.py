@@ -117,7 +117,9 @@ class Invoice(TenantModel):
 
     @property
     def amount_due(self) -> Decimal:
-        return self.total - self.amount_paid
+        """What the customer still owes: the total, less payments and credit notes (prefetch ``credit_notes``)."""
+        credited = sum((note.total for note in self.credit_notes.all()), Decimal("0"))
+        return max(self.total - self.amount_paid - credited, Decimal("0"))
 
     def is_overdue(self, today: date) -> bool:
         return self.status == InvoiceStatus.OPEN and self.due_date < today

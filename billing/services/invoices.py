@@ -323,5 +323,4 @@ def credit_note_create(*, invoice: Invoice, amount: Any, reason: str, actor: Use
 
 def amount_due(invoice: Invoice) -> Decimal:
     """What the customer still owes: the total, less payments and credit notes."""
-    credited = sum((note.total for note in invoice.credit_notes.all()), Decimal("0"))
-    return max(invoice.total - invoice.amount_paid - credited, Decimal("0"))
+    return invoice.amount_due

@@ -1,5 +1,6 @@
 """Paying for a quote, arriving after checkout, and the organization's Billing page (plan, status, next billing
-date, add-ons, Stripe's billing portal, plan changes and cancellation)."""
+date, add-ons, Stripe's billing portal, plan changes and cancellation; the contracts Keel invoices, the latest
+invoices with what is outstanding, and the saved card: see ``portal.views.invoices``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from billing.selectors import checkout_provisioned, current_subscription, sms_cr
 from portal import nav
 from portal.access import PUBLIC, MemberRequest, access, can_manage, require_manager
 from portal.forms import service_error_messages
+from portal.views.invoices import contract_rows, invoice_summary, saved_card
 from quotes.models import Plan
 from quotes.selectors import quote_by_key
 from tenancy.audit import client_ip
@@ -88,13 +90,19 @@ def _subscription_or_404(request: MemberRequest) -> Subscription:
 @require_safe
 def billing(request: MemberRequest) -> HttpResponse:
     require_manager(request)
-    subscription = current_subscription(request.organization)
+    organization = request.organization
+    subscription = current_subscription(organization)
+    # Queries: the subscription, its items, the SMS credit balance and the plans on offer; then the contracts and
+    # their lines, the latest and the open invoices and their credit notes, and the billing settings (saved card).
     context = {
         "subscription": subscription,
         "items": list(subscription.items.all()) if subscription else [],
-        "sms_credits": sms_credit_balance(request.organization),
+        "sms_credits": sms_credit_balance(organization),
         "plan_form": PlanChangeForm(subscription=subscription) if subscription and subscription.configuration else None,
         "live": subscription is not None and subscription.status != SubscriptionStatus.CANCELED,
+        "contracts": contract_rows(organization),
+        "invoices": invoice_summary(organization),
+        "card": saved_card(organization),
     }
     return render(request, "portal/billing.html", context)
 

@@ -267,8 +267,9 @@ def test_billing_page_query_count_does_not_grow_with_items(
     client = client_for(alice)
     # Every portal page: 1 the user, 1 the organizations alice may see (with her role), 1 whether she has a
     # second-factor device, 3 to save the session (savepoint, update, release). Then the page: 1 the subscription,
-    # 1 its items (prefetched), 1 the SMS credit balance, 1 the plans offered by the plan change form.
-    with django_assert_max_num_queries(6 + 4):
+    # 1 its items (prefetched), 1 the SMS credit balance, 1 the plans offered by the plan change form; then the
+    # contract summary: the contracts, their lines, the latest and open invoices, their credit notes, the saved card.
+    with django_assert_max_num_queries(6 + 4 + 5):
         assert client.get("/billing/").status_code == 200
 
     SubscriptionItem.objects.bulk_create(
@@ -284,7 +285,7 @@ def test_billing_page_query_count_does_not_grow_with_items(
         )
         for number in range(30)
     )
-    with django_assert_max_num_queries(6 + 4):
+    with django_assert_max_num_queries(6 + 4 + 5):
         response = client.get("/billing/")
     assert response.content.decode().count("Extra pack ") == 30
 

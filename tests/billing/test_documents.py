@@ -176,7 +176,7 @@ def test_eighty_lines_flow_onto_further_pages_with_headings_repeated_and_long_de
 def test_the_pdf_reads_the_organization_and_the_lines_once(acme, django_assert_num_queries):
     invoice = make_invoice(acme, [(f"Line {n}", "1", "1.00") for n in range(80)])
     fresh = Invoice.objects.get(pk=invoice.pk)
-    with django_assert_num_queries(2):  # the organization; the lines
+    with django_assert_num_queries(3):  # the organization; the lines; the credit notes
         invoice_pdf(fresh)
 
 
@@ -303,3 +303,16 @@ def test_the_issuer_and_its_abn_head_the_invoice(invoice, settings):
     assert lines.index("BILL TO") > start
     settings.BILLING_ISSUER_NAME = ""
     assert "FROM" not in pdf_text(invoice_pdf(invoice)).splitlines()
+
+
+def test_a_credited_invoice_asks_for_what_is_left(acme):
+    from billing.models import CreditNote
+
+    invoice = make_invoice(acme, [("Managed services", "1", "1000.00")])  # 1,100.00 with GST
+    CreditNote.objects.create(organization=acme, number=1, invoice=invoice, kind="adjustment", reason="Outage",
+                              subtotal=D("200.00"), tax=D("20.00"), total=D("220.00"), currency="AUD")  # fmt: skip
+    lines = [line for line in pdf_text(invoice_pdf(invoice, pay_url=PAY_URL)).splitlines() if line]
+    assert lines[lines.index("Credited") + 1] == "-220.00"
+    assert lines[lines.index("Amount due AUD") + 1] == "880.00"
+    assert "Please pay AUD 880.00 by 15 March 2026." in lines
+    assert invoice_email_context(invoice, PAY_URL)["amount_due"] == "880.00"

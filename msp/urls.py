@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django_otp.admin import OTPAdminSite
 
+from billing.staff_views import revenue_page
 from billing.views import stripe_webhook
 from msp.health import health
 from tickets.inbound import SendGridInboundView  # importing it also connects the inbound-mail receiver
@@ -21,6 +22,7 @@ anymail_urls = ([path("sendgrid/inbound/", SendGridInboundView.as_view(), name="
 urlpatterns = [
     re_path(r"^health/?$", health, name="health"),
     path("admin/tickets/sla-report/", sla_report_page, name="staff-sla-report"),  # before the admin's catch-all
+    path("admin/billing/revenue/", revenue_page, name="staff-billing-revenue"),
     path("admin/", admin.site.urls),
     path("api/", include("msp.api_urls")),
     re_path(r"^webhooks/stripe/?$", stripe_webhook, name="stripe-webhook"),

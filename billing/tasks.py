@@ -1,3 +1,5 @@
+import logging
+
 from celery import shared_task
 from django.utils import timezone
 
@@ -7,6 +9,8 @@ from billing.services.contracts import contracts_renewal_notices
 from billing.services.dunning import process_failed_payments as collection_run
 from billing.services.invoices import invoice_email
 from billing.services.invoicing import invoices_generate
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
@@ -32,21 +36,22 @@ def generate_recurring_invoices() -> int:
 
 
 @shared_task(acks_late=True)
-def send_invoice(invoice_id: str, organization_id: str) -> bool:
-    """Email a finalized invoice with its PDF (after the finalizing transaction commits)."""
-    return invoice_email(invoice_id=invoice_id, organization_id=organization_id)
-
-
-@shared_task(acks_late=True)
-def collect_payment(invoice_id: str, organization_id: str, send: bool = False) -> str:
-    """Charge a just-issued invoice to the saved card (when its automatic payment is due), then, with ``send``, email
-    it: paid, or with its pay link when the card failed."""
-    try:
-        attempt = invoice_charge(invoice_id=invoice_id, organization_id=organization_id, scheduled=True)
-    finally:
-        if send:
-            invoice_email(invoice_id=invoice_id, organization_id=organization_id)
-    return attempt.status if attempt is not None else "nothing to charge"
+def send_invoices(jobs: list[tuple[str, str, bool]]) -> int:
+    """Issued invoices, each (invoice id, organization id, whether to charge the saved card first): charge where due,
+    then email each one (paid, or with its pay link when the card failed). One failure does not stop the others."""
+    sent = 0
+    for invoice_id, organization_id, charge in jobs:
+        try:
+            if charge:
+                invoice_charge(invoice_id=invoice_id, organization_id=organization_id, scheduled=True)
+        except Exception:  # the invoice keeps its next_payment_at: the hourly run charges it
+            logger.exception("charging invoice %s failed", invoice_id)
+        try:
+            # A job run again after a crash does not send twice what it sent before.
+            sent += invoice_email(invoice_id=invoice_id, organization_id=organization_id, unsent_only=True)
+        except Exception:  # sent_at stays empty; staff can send it again
+            logger.exception("emailing invoice %s failed", invoice_id)
+    return sent
 
 
 @shared_task

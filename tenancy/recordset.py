@@ -81,3 +81,32 @@ def update_many(objects: Sequence[Model], names: Sequence[str]) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(f"UPDATE {table} SET {setters} WHERE {key} = %s", rows)  # noqa: S608
+
+
+def insert_many(objects: Sequence[Model]) -> None:
+    """INSERT ``objects`` (all of one model) in one statement, as ``bulk_create`` would without returning ids: an
+    auto-incremented key is left to the database, every other field is the value ``pre_save`` gives (``auto_now``
+    stamps included). ``Model.save`` logic and signals do not run.
+
+    PostgreSQL: ``INSERT … SELECT … FROM jsonb_to_recordset(…)``. Elsewhere: ``bulk_create``.
+    """
+    if not objects:
+        return
+    model = type(objects[0])
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(objects)
+        return
+    meta = model._meta
+    fields = [
+        field
+        for field in meta.concrete_fields
+        if not (field.primary_key and getattr(field, "db_returning", False))  # serial keys come from the database
+    ]
+    source, document = recordset(fields, ([field.pre_save(obj, True) for field in fields] for obj in objects))
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {columns} FROM {source}",  # noqa: S608
+            [document],
+        )

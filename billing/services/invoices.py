@@ -228,6 +228,8 @@ def invoice_resend(*, invoice: Invoice, actor: User | None = None) -> Invoice:
         if locked.status not in EMAILED:
             raise ConflictError(f"A {locked.get_status_display().lower()} invoice is not sent.", field="status")
         audit_record(action="invoice.sent", organization=locked.organization, actor=actor, target=locked)
+        locked.sent_at = None  # not sent again yet: the email job skips invoices already sent
+        locked.save(update_fields=["sent_at", "updated_at"])
         invoice_send_after_commit(locked, charge=False)
     return locked
 
@@ -237,12 +239,13 @@ def invoice_pay_url(invoice: Invoice) -> str:
     return f"{settings.SITE_URL}/billing/invoices/{invoice.pk}/"
 
 
-def invoice_email(*, invoice_id: str, organization_id: str, now: datetime | None = None) -> bool:
+def invoice_email(*, invoice_id: str, organization_id: str, now: datetime | None = None,
+                  unsent_only: bool = False) -> bool:  # fmt: skip
     """Email an issued invoice, with its PDF, to the organization's billing contacts (the job finalizing starts).
     A card charge may have paid it meanwhile: the email then says so. False when there is nothing to send: the
     invoice was voided, or nobody receives invoices."""
     invoice = Invoice.objects.for_org(organization_id).select_related("organization").filter(pk=invoice_id).first()
-    if invoice is None or invoice.status not in EMAILED:
+    if invoice is None or invoice.status not in EMAILED or (unsent_only and invoice.sent_at is not None):
         return False
     recipients = billing_contacts(invoice.organization)
     if not recipients:

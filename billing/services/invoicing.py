@@ -23,6 +23,7 @@ import logging
 import uuid
 from calendar import monthrange
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -53,7 +54,7 @@ from billing.models import (
 from events.services import publish_many
 from tenancy.audit import audit_record
 from tenancy.models import Organization
-from tenancy.recordset import update_many
+from tenancy.recordset import insert_many, update_many
 from tickets.models import TimeEntry
 
 logger = logging.getLogger(__name__)
@@ -360,23 +361,28 @@ def numbers_take(organization_counts: dict[uuid.UUID, int], kind: str = INVOICE)
 
 
 def invoice_send_after_commit(invoice: Invoice, *, charge: bool = True) -> None:
-    """Email an open invoice once the caller's transaction commits (a Celery job), and charge the saved card when
-    its automatic payment is due. With the broker down it stays unsent, and ``sent_at`` stays empty so staff can see
-    it and send it again; the hourly collection run charges it."""
-    invoice_id, organization_id = str(invoice.pk), str(invoice.organization_id)
+    """Email an open invoice once the caller's transaction commits (a Celery job), and charge the saved card first
+    when its automatic payment is due. See ``invoices_send_after_commit``."""
+    invoices_send_after_commit([invoice], charge=charge)
 
-    charge = charge and invoice.next_payment_at is not None
+
+def invoices_send_after_commit(invoices: Sequence[Invoice], *, charge: bool = True) -> None:
+    """Email open invoices once the caller's transaction commits: one Celery job for all of them, which charges the
+    saved card first where the automatic payment is due (so the email can say the invoice is paid). With the broker
+    down they stay unsent, and ``sent_at`` stays empty so staff can see them and send them again; the hourly
+    collection run charges them."""
+    jobs = [(str(invoice.pk), str(invoice.organization_id), charge and invoice.next_payment_at is not None)
+            for invoice in invoices]  # fmt: skip
+    if not jobs:
+        return
 
     def _enqueue() -> None:
-        from billing.tasks import collect_payment, send_invoice  # the tasks module imports the services
+        from billing.tasks import send_invoices  # the tasks module imports the services
 
         try:
-            if charge:  # charged first, so the email can say it was paid
-                collect_payment.delay(invoice_id, organization_id, send=True)
-            else:
-                send_invoice.delay(invoice_id, organization_id)
-        except Exception:  # the broker is down: the invoice is safe; its email waits, the hourly run charges it
-            logger.warning("could not enqueue the email of invoice %s", invoice_id, exc_info=True)
+            send_invoices.delay(jobs)
+        except Exception:  # the broker is down: the invoices are safe; their emails wait, the hourly run charges them
+            logger.warning("could not enqueue the email of %d invoice(s)", len(jobs), exc_info=True)
 
     transaction.on_commit(_enqueue)
 
@@ -436,11 +442,9 @@ def _write(plans: list[PlannedInvoice], now: datetime, inputs: BatchInputs) -> l
         usage_rows += [UsageRecord(pk=pk, invoice_id=invoice.pk) for pk in plan.usage]
         adjustment_rows += [ContractAdjustment(pk=pk, invoice_id=invoice.pk) for pk in plan.adjustments]
         billed += [BilledTime(time_entry_id=pk, invoice_id=invoice.pk) for pk in plan.time]
-    Invoice.objects.bulk_create(invoices)
-    for invoice in invoices:
-        if invoice.status == InvoiceStatus.OPEN:
-            invoice_send_after_commit(invoice)
-    InvoiceLine.objects.bulk_create(lines)
+    insert_many(invoices)
+    invoices_send_after_commit([invoice for invoice in invoices if invoice.status == InvoiceStatus.OPEN])
+    insert_many(lines)
     update_many(usage_rows, ["invoice"])
     update_many(adjustment_rows, ["invoice"])
     BilledTime.objects.bulk_create(billed)

@@ -216,3 +216,13 @@ def test_the_email_job_finds_no_invoice_under_another_organization(acme, globex,
     assert invoice_email(invoice_id=str(invoice.pk), organization_id=str(globex.pk)) is False
     assert invoice_email(invoice_id=str(invoice.pk), organization_id=str(acme.pk)) is True
     assert len(mailoutbox) == 1
+
+
+def test_the_batch_email_job_run_again_does_not_send_twice(acme, alice, mailoutbox):
+    from billing.tasks import send_invoices
+
+    invoice = invoice_finalize(invoice=manual(acme, ("Labour", "1", "100.00")))
+    jobs = [(str(invoice.pk), str(acme.pk), False)]
+    assert send_invoices(jobs) == 1
+    assert send_invoices(jobs) == 0  # a redelivered job after a crash
+    assert len(mailoutbox) == 1

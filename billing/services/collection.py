@@ -11,6 +11,7 @@ the payment and apply the same outcome, so a reply and its webhook change an att
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -365,7 +366,11 @@ def attempt_for(metadata: dict[str, Any], payment_intent_id: str) -> PaymentAtte
     except ValueError:
         attempt_id = None
     if attempt_id is not None:
-        found = PaymentAttempt.objects.filter(pk=attempt_id).first()
+        # Within the organization Keel named on the payment, when it did (every payment Keel starts names it).
+        attempts = PaymentAttempt.objects.filter(pk=attempt_id)
+        with contextlib.suppress(ValueError):
+            attempts = attempts.filter(organization_id=uuid.UUID(str(metadata.get("keel_organization") or "")))
+        found = attempts.first()
         if found is not None:
             return found
     if payment_intent_id:

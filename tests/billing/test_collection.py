@@ -469,3 +469,14 @@ def test_the_sandbox_payment_page_pays_through_the_webhook(
     assert client.get(url[:-3] + "abc").status_code == 404  # a tampered link
     settings.STRIPE_PROVIDER = "stripe"
     assert client.get(url).status_code == 404
+
+
+def test_an_event_naming_another_organization_does_not_find_the_attempt(acme, globex, alice, card):
+    invoice = issue(acme)
+    run(ISSUED)
+    (attempt,) = invoice.attempts.all()
+    event = intent_event("payment_intent.canceled", attempt, "canceled", keel_organization=str(globex.pk))
+    event["data"]["object"]["id"] = "pi_unknown"
+    assert deliver(event) == "DONE"
+    attempt.refresh_from_db()
+    assert attempt.status == "SUCCEEDED"

@@ -14,18 +14,18 @@ import logging
 import traceback
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Field, Q
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from events import registry
 from events.models import Delivery, DeliveryState, Event
 from tenancy.models import Organization
-from tenancy.recordset import recordset
+from tenancy.recordset import insert_rows
 
 logger = logging.getLogger(__name__)
 
@@ -54,30 +54,27 @@ def publish(organization: Organization | None, type: str, payload: dict[str, Any
     return event
 
 
-def publish_many(items: Sequence[tuple[Organization | None, str, dict[str, Any]]]) -> list[UUID]:
+class Owner(Protocol):
+    """An event's organization: an ``Organization``, or any row of one that has its key."""
+
+    @property
+    def pk(self) -> Any: ...
+
+
+def publish_many(items: Sequence[tuple[Owner | None, str, dict[str, Any]]]) -> list[UUID]:
     """``publish`` for many events in one INSERT (a batch job announcing what it changed); returns their ids."""
     if not items:
         return []
     now = timezone.now()
     ids = [uuid4() for _ in items]
-    if connection.vendor == "postgresql":
-        fields = [Event._meta.get_field(name) for name in ("id", "organization", "type", "payload")]
-        rows = (
-            (pk, organization.pk if organization else None, type, _json_safe(payload))
+    insert_rows(  # the payload is written as ``_json_safe`` would make it
+        Event,
+        ["id", "organization", "type", "payload", "created_at"],
+        [
+            (pk, organization.pk if organization else None, type, payload, now)
             for pk, (organization, type, payload) in zip(ids, items, strict=True)
-        )
-        source, document = recordset([field for field in fields if isinstance(field, Field)], rows)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {Event._meta.db_table} (id, organization_id, type, payload, created_at) "  # noqa: S608
-                f"SELECT v.*, %s FROM {source}",
-                [now, document],
-            )
-    else:
-        Event.objects.bulk_create(
-            Event(id=pk, organization=organization, type=type, payload=_json_safe(payload), created_at=now)
-            for pk, (organization, type, payload) in zip(ids, items, strict=True)
-        )
+        ],
+    )
 
     def _enqueue() -> None:
         from events.tasks import fan_out_many

@@ -48,6 +48,8 @@ BILLING_RETRY_SCHEDULE = env("BILLING_RETRY_SCHEDULE", "1h,6h,1d,3d,7d")
 BILLING_MAX_PAYMENT_ATTEMPTS = env("BILLING_MAX_PAYMENT_ATTEMPTS", 6, int)
 BILLING_REMINDER_DAYS = env("BILLING_REMINDER_DAYS", "-3,1,7,14")
 BILLING_LATE_FEE_AFTER_DAYS = env("BILLING_LATE_FEE_AFTER_DAYS", 7, int)
+# Recurring invoicing: batches claimed at once, each on its own database connection (PostgreSQL).
+BILLING_GENERATION_WORKERS = env("BILLING_GENERATION_WORKERS", 2, int)
 # Who issues the invoices (printed on each PDF; an Australian tax invoice names its supplier and ABN). Address lines
 # are separated by semicolons.
 BILLING_ISSUER_NAME = env("BILLING_ISSUER_NAME", "Keel Managed Services Pty Ltd")

@@ -34,6 +34,11 @@ class DocumentCounter(models.Model):
         return f"{self.kind} {self.last_number}"
 
 
+def invoice_reference(number: int | None, pk: uuid.UUID) -> str:
+    """How people refer to an invoice: its number once it has one, else its draft id."""
+    return f"INV-{number:05d}" if number else f"Draft {str(pk)[:8]}"
+
+
 class InvoiceStatus(models.TextChoices):
     DRAFT = "DRAFT", "Draft"
     OPEN = "OPEN", "Open"
@@ -113,7 +118,7 @@ class Invoice(TenantModel):
 
     @property
     def reference(self) -> str:
-        return f"INV-{self.number:05d}" if self.number else f"Draft {str(self.id)[:8]}"
+        return invoice_reference(self.number, self.id)
 
     @property
     def amount_due(self) -> Decimal:

@@ -24,13 +24,17 @@ import uuid
 from calendar import monthrange
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
-from django.db.models import Q
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Func, IntegerField, Q, TextField, Value
+from django.db.models.functions import Abs, Cast, Mod
 from django.utils import timezone
 
 from billing import periods, proration, rating
@@ -51,20 +55,133 @@ from billing.models import (
     Timing,
     UsageRecord,
 )
+from billing.models.invoices import invoice_reference
 from events.services import publish_many
 from tenancy.audit import audit_record
 from tenancy.models import Organization
-from tenancy.recordset import insert_many, update_many
+from tenancy.recordset import among, insert_rows, recordset, update_rows
 from tickets.models import TimeEntry
 
 logger = logging.getLogger(__name__)
 
-BATCH = 200
+BATCH = 1000  # contracts per transaction
+SEND_JOB = 200  # invoices charged and emailed per job
+ZERO = Decimal("0")
+KINDS = {"recurring": LineKind.RECURRING, "usage": LineKind.USAGE, "overage": LineKind.OVERAGE}  # a charge's line
+UUID_KEY = Contract._meta.pk  # the type of every key the batch queries list: uuid
 INVOICE = "invoice"
 LATEST_OFFSET = timedelta(hours=14)  # the time zone furthest ahead of UTC
 
 
-@dataclass
+class Term(Protocol):
+    """What a contract's schedule reads: a ``Contract``, or the ``Due`` a run plans."""
+
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def cycle(self) -> str: ...
+    @property
+    def anchor_day(self) -> int: ...
+    @property
+    def start_date(self) -> date: ...
+    @property
+    def end_date(self) -> date | None: ...
+    @property
+    def timing(self) -> str: ...
+    @property
+    def auto_renew(self) -> bool: ...
+    @property
+    def renewal_term_months(self) -> int | None: ...
+
+
+class Payer(NamedTuple):
+    """The organization a contract bills, as a run reads it."""
+
+    pk: uuid.UUID
+    name: str
+    currency: str
+    timezone: str
+
+
+@dataclass(slots=True)
+class Due:
+    """A claimed contract as a run plans it: its terms and its position, which planning moves on (a row, not a
+    model instance: a run claims tens of thousands)."""
+
+    organization: Payer
+    pk: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    start_date: date
+    end_date: date | None
+    cycle: str
+    anchor_day: int
+    timing: str
+    payment_terms_days: int
+    tax_rate: Decimal
+    tax_label: str
+    auto_renew: bool
+    renewal_term_months: int | None
+    status: str
+    next_period_start: date | None
+    next_invoice_on: date | None
+
+    @classmethod
+    def of(cls, contract: Contract) -> Due:
+        organization = contract.organization
+        payer = Payer(organization.pk, organization.name, organization.currency, organization.timezone)
+        return cls(payer, *(getattr(contract, name) for name in DUE_FIELDS))
+
+
+DUE_FIELDS = tuple(name for name in Due.__dataclass_fields__ if name != "organization")
+
+
+class Priced(Protocol):
+    """What pricing reads of a contract line: a ``ContractLine``, or a ``LineRow`` of one."""
+
+    @property
+    def pricing_model(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def amount(self) -> Decimal | None: ...
+    @property
+    def unit_price(self) -> Decimal | None: ...
+    @property
+    def overage_rate(self) -> Decimal | None: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def included_quantity(self) -> Decimal: ...
+    @property
+    def tiers(self) -> Any: ...
+
+
+class LineRow(NamedTuple):
+    """A contract line as invoicing reads it (a row, not a model instance: a run reads tens of thousands)."""
+
+    pk: int
+    contract_id: uuid.UUID
+    pricing_model: str
+    description: str
+    amount: Decimal | None
+    unit_price: Decimal | None
+    overage_rate: Decimal | None
+    quantity: Decimal
+    included_quantity: Decimal
+    tiers: Any
+    metric: str
+
+
+class AdjustmentRow(NamedTuple):
+    pk: int
+    contract_id: uuid.UUID
+    description: str
+    amount: Decimal
+    kind: str
+
+
+@dataclass(slots=True)
 class PlannedLine:
     description: str
     quantity: Decimal
@@ -72,12 +189,28 @@ class PlannedLine:
     amount: Decimal
     kind: str
     period: periods.Period | None = None
-    contract_line: ContractLine | None = None
+    contract_line_id: int | None = None
+
+
+class Issued(NamedTuple):
+    """An invoice a run wrote: what it reports and what sending it needs."""
+
+    pk: uuid.UUID
+    organization_id: uuid.UUID
+    number: int | None
+    status: str
+    total: Decimal
+    currency: str
+    next_payment_at: datetime | None
+
+    @property
+    def reference(self) -> str:
+        return invoice_reference(self.number, self.pk)
 
 
 @dataclass
 class PlannedInvoice:
-    contract: Contract
+    contract: Due
     period: periods.Period | None  # None: an invoice of adjustments alone
     issue_date: date
     lines: list[PlannedLine]
@@ -102,7 +235,7 @@ class GenerationReport:
 # -- periods ---------------------------------------------------------------------------------------------------------
 
 
-def schedule_of(contract: Contract) -> periods.Schedule:
+def schedule_of(contract: Term) -> periods.Schedule:
     return periods.Schedule(periods.Cycle(contract.cycle), contract.anchor_day, contract.start_date.month)
 
 
@@ -111,11 +244,11 @@ def invoice_on(piece: periods.Period, timing: str) -> date:
     return piece.start if timing == Timing.ADVANCE else piece.end
 
 
-def renews(contract: Contract) -> bool:
+def renews(contract: Term) -> bool:
     return bool(contract.auto_renew and contract.renewal_term_months and contract.end_date)
 
 
-def position_after(contract: Contract, start: date | None) -> tuple[date | None, date | None]:
+def position_after(contract: Term, start: date | None) -> tuple[date | None, date | None]:
     """(next period start, next invoice date) for a contract whose next uninvoiced day is ``start``. Past the end
     of an auto-renewing contract, the first period of its next term (it renews when that period is invoiced)."""
     if start is None:
@@ -130,7 +263,7 @@ def position_after(contract: Contract, start: date | None) -> tuple[date | None,
     return start, invoice_on(periods.Period(start, end), contract.timing)
 
 
-def _piece(contract: Contract, start: date) -> tuple[periods.Period, periods.Period]:
+def _piece(contract: Term, start: date) -> tuple[periods.Period, periods.Period]:
     """The billed piece starting at ``start`` and its whole cycle period."""
     cycle_period = periods.period_containing(schedule_of(contract), start)
     end = min(cycle_period.end, contract.end_date) if contract.end_date else cycle_period.end
@@ -145,7 +278,7 @@ def _span(period: periods.Period) -> str:
     return f"{period.start:%-d %b %Y}" if last == period.start else f"{period.start:%-d %b %Y} - {last:%-d %b %Y}"
 
 
-def terms_of(line: ContractLine, currency: str) -> rating.LineTerms:
+def terms_of(line: Priced, currency: str) -> rating.LineTerms:
     """The pricing terms of a contract line: the fields its model reads (``rating.USES``), the others left out."""
     model = rating.Model(line.pricing_model)
     tiers = tuple(
@@ -170,32 +303,57 @@ def terms_of(line: ContractLine, currency: str) -> rating.LineTerms:
     return rating.LineTerms(model=model, description=line.description, currency=currency, **used)  # type: ignore[arg-type]
 
 
+class Pricer:
+    """Rates contract lines for a run, remembering the charges of each distinct line, currency, usage and hours
+    (``rating.rate`` is pure, and an MSP's contracts repeat the same products at the same prices and quantities).
+    Forgets everything after ``LIMIT`` distinct lines, so a run's memory stays bounded."""
+
+    LIMIT = 20_000
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[object, ...], tuple[rating.Charge, ...]] = {}
+
+    def rate(self, line: LineRow, currency: str, usage: Decimal, hours: Decimal) -> tuple[rating.Charge, ...]:
+        tiers = repr(line.tiers) if line.tiers else ""  # as stored: jsonb keeps its keys in one order
+        key = (currency, usage, hours, tiers, *line[2:9])  # the terms: pricing model through included quantity
+        charges = self._known.get(key)
+        if charges is None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            charges = self._known[key] = tuple(rating.rate(terms_of(line, currency), usage=usage, hours=hours))
+        return charges
+
+
 @dataclass
 class BatchInputs:
     """What a batch's planning reads, fetched once per batch."""
 
-    lines: dict[uuid.UUID, list[ContractLine]]
+    lines: dict[uuid.UUID, list[LineRow]]
     usage: dict[tuple[uuid.UUID, str], list[tuple[int, datetime, Decimal]]]
     time: dict[uuid.UUID, list[tuple[int, date, int]]]  # by organization: (id, worked on, minutes)
-    adjustments: dict[uuid.UUID, list[ContractAdjustment]]
+    adjustments: dict[uuid.UUID, list[AdjustmentRow]]
     review: set[uuid.UUID]  # organizations that review drafts
     autopay: set[uuid.UUID] = field(default_factory=set)  # organizations whose saved card is charged on issue
     taken_time: set[int] = field(default_factory=set)
-    renewed: list[tuple[Contract, date | None]] = field(default_factory=list)  # (contract, the end it renewed at)
+    renewed: list[tuple[Due, date | None]] = field(default_factory=list)  # (contract, the end it renewed at)
+    pricer: Pricer = field(default_factory=Pricer)
 
 
-def _inputs(contracts: list[Contract], through: date) -> BatchInputs:
+def _inputs(contracts: list[Due], through: date, pricer: Pricer) -> BatchInputs:
     ids = [contract.pk for contract in contracts]
-    lines: dict[uuid.UUID, list[ContractLine]] = defaultdict(list)
-    for line in ContractLine.objects.filter(contract_id__in=ids).order_by("contract_id", "position", "id"):
+    lines: dict[uuid.UUID, list[LineRow]] = defaultdict(list)
+    ordered = ContractLine.objects.filter(contract_id__in=among(UUID_KEY, ids)).order_by(
+        "contract_id", "position", "id"
+    )
+    for line in map(LineRow._make, ordered.values_list(*LineRow._fields)):
         lines[line.contract_id].append(line)
     usage: dict[tuple[uuid.UUID, str], list[tuple[int, datetime, Decimal]]] = defaultdict(list)
     metered = {line.contract_id for rows in lines.values() for line in rows if line.pricing_model == PricingModel.USAGE}
     if metered:
-        rows = UsageRecord.objects.filter(contract_id__in=metered, invoice__isnull=True).values_list(
-            "contract_id", "metric", "pk", "recorded_at", "quantity"
-        )
-        for contract_id, metric, pk, recorded_at, quantity in rows:
+        records = UsageRecord.objects.filter(
+            contract_id__in=among(UUID_KEY, metered), invoice__isnull=True
+        ).values_list("contract_id", "metric", "pk", "recorded_at", "quantity")
+        for contract_id, metric, pk, recorded_at, quantity in records:
             usage[(contract_id, metric)].append((pk, recorded_at, quantity))
     time: dict[uuid.UUID, list[tuple[int, date, int]]] = defaultdict(list)
     blocks = {
@@ -205,24 +363,37 @@ def _inputs(contracts: list[Contract], through: date) -> BatchInputs:
     }
     if blocks:
         entries = (
-            TimeEntry.objects.filter(organization_id__in=blocks, billable=True, worked_on__lt=through + timedelta(1))
+            TimeEntry.objects.filter(
+                organization_id__in=among(UUID_KEY, blocks), billable=True, worked_on__lt=through + timedelta(1)
+            )
             .exclude(pk__in=BilledTime.objects.values("time_entry_id"))
             .values_list("organization_id", "pk", "worked_on", "minutes")
         )
         for organization_id, pk, worked_on, minutes in entries:
             time[organization_id].append((pk, worked_on, minutes))
-    adjustments: dict[uuid.UUID, list[ContractAdjustment]] = defaultdict(list)
-    for adjustment in ContractAdjustment.objects.filter(contract_id__in=ids, invoice__isnull=True):
+    adjustments: dict[uuid.UUID, list[AdjustmentRow]] = defaultdict(list)
+    for adjustment in _adjustments(
+        ContractAdjustment.objects.filter(contract_id__in=among(UUID_KEY, ids), invoice__isnull=True)
+    ):
         adjustments[adjustment.contract_id].append(adjustment)
     organizations = {contract.organization_id for contract in contracts}
     review, autopay = _choices(organizations)
-    return BatchInputs(lines, usage, time, adjustments, review, autopay)
+    return BatchInputs(lines, usage, time, adjustments, review, autopay, pricer=pricer)
+
+
+def _adjustments(waiting: Any) -> list[AdjustmentRow]:
+    return list(
+        map(
+            AdjustmentRow._make,
+            waiting.order_by("effective_on", "created_at", "id").values_list(*AdjustmentRow._fields),
+        )
+    )
 
 
 def _choices(organizations: set[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
     """Of ``organizations``: those that review drafts, and those whose saved card is charged when invoiced."""
     review, autopay = set(), set()
-    chosen = BillingSettings.objects.filter(organization_id__in=organizations).filter(
+    chosen = BillingSettings.objects.filter(organization_id__in=among(UUID_KEY, organizations)).filter(
         Q(review_drafts=True) | (Q(autopay=True) & ~Q(payment_method_id=""))
     )
     for organization_id, reviews, charges, card in chosen.values_list(
@@ -240,7 +411,7 @@ def _midnight(day: date, zone: ZoneInfo) -> datetime:
 
 
 def _plan_period(
-    contract: Contract, piece: periods.Period, cycle_period: periods.Period, inputs: BatchInputs
+    contract: Due, piece: periods.Period, cycle_period: periods.Period, inputs: BatchInputs
 ) -> PlannedInvoice:
     organization = contract.organization
     currency = organization.currency
@@ -249,7 +420,7 @@ def _plan_period(
     partial = piece != cycle_period
     plan = PlannedInvoice(contract=contract, period=piece, issue_date=invoice_on(piece, contract.timing), lines=[])
     for line in inputs.lines[contract.pk]:
-        usage = hours = Decimal("0")
+        usage = hours = ZERO
         if line.pricing_model == PricingModel.USAGE:
             key = (contract.pk, line.metric)
             records = [row for row in inputs.usage[key] if row[1] < cut_off_at]
@@ -263,7 +434,7 @@ def _plan_period(
             hours = Decimal(sum(minutes for _, _, minutes in entries)) / 60
             plan.time += [pk for pk, _, _ in entries]
             inputs.taken_time.update(pk for pk, _, _ in entries)
-        for charge in rating.rate(terms_of(line, currency), usage=usage, hours=hours):
+        for charge in inputs.pricer.rate(line, currency, usage, hours):
             if charge.kind == "recurring" and partial:
                 amount = proration.prorate(charge.amount, piece.days, cycle_period.days, currency)
                 plan.lines.append(
@@ -274,14 +445,14 @@ def _plan_period(
                         amount,
                         LineKind.PRORATION,
                         piece,
-                        line,
+                        line.pk,
                     )
                 )
                 continue
-            kind = {"recurring": LineKind.RECURRING, "usage": LineKind.USAGE, "overage": LineKind.OVERAGE}[charge.kind]
+            kind = KINDS[charge.kind]
             when = piece if kind == LineKind.RECURRING else None
             plan.lines.append(
-                PlannedLine(charge.description, charge.quantity, charge.unit_price, charge.amount, kind, when, line)
+                PlannedLine(charge.description, charge.quantity, charge.unit_price, charge.amount, kind, when, line.pk)
             )
     _add_adjustments(plan, inputs)
     return plan
@@ -296,7 +467,7 @@ def _add_adjustments(plan: PlannedInvoice, inputs: BatchInputs) -> None:
         plan.adjustments.append(adjustment.pk)
 
 
-def renewed_end(contract: Contract) -> date:
+def renewed_end(contract: Term) -> date:
     """The end of the next renewal term: ``renewal_term_months`` after the current end, on the anchor day when the
     end falls on it (a term ending 31 January renews to 28 February, then 31 March: no drift), else on the same day
     of the month, clamped to short months."""
@@ -312,7 +483,7 @@ def renewed_end(contract: Contract) -> date:
     return date(year, month, min(day, monthrange(year, month)[1]))
 
 
-def _plan_contract(contract: Contract, through: date, inputs: BatchInputs) -> list[PlannedInvoice]:
+def _plan_contract(contract: Due, through: date, inputs: BatchInputs) -> list[PlannedInvoice]:
     """Every period the contract owes by ``through``; moves the contract's position past them (not saved). An
     auto-renewing contract renews for its term when the first period after its end is invoiced; any other ends
     once its last period is."""
@@ -341,22 +512,40 @@ def _plan_contract(contract: Contract, through: date, inputs: BatchInputs) -> li
 
 def numbers_take(organization_counts: dict[uuid.UUID, int], kind: str = INVOICE) -> dict[uuid.UUID, int]:
     """Reserve ``count`` consecutive numbers per organization; returns the first of each. The counters stay locked
-    until the caller's transaction ends, so numbers are gapless and never given twice."""
+    until the caller's transaction ends, so numbers are gapless and never given twice.
+
+    PostgreSQL: one upsert (``INSERT … ON CONFLICT DO UPDATE … RETURNING``) that creates missing counters and
+    advances the others, row by row in organization order, the one lock order every run takes (no deadlocks).
+    """
     if not organization_counts:
         return {}
+    if connection.vendor == "postgresql":
+        table = DocumentCounter._meta.db_table
+        organization = DocumentCounter._meta.get_field("organization")
+        last = DocumentCounter._meta.get_field("last_number")
+        source, document = recordset([organization, last], sorted(organization_counts.items()))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (organization_id, kind, last_number) "  # noqa: S608 - the model's table
+                f"SELECT v.organization_id, %s, v.last_number FROM {source} ORDER BY v.organization_id "
+                f"ON CONFLICT (organization_id, kind) DO UPDATE SET last_number = {table}.last_number + "
+                f"EXCLUDED.last_number RETURNING organization_id, last_number",
+                [kind, document],
+            )
+            return {pk: number - organization_counts[pk] + 1 for pk, number in cursor.fetchall()}
     DocumentCounter.objects.bulk_create(
         [DocumentCounter(organization_id=pk, kind=kind) for pk in organization_counts], ignore_conflicts=True
     )
     counters = list(
         DocumentCounter.objects.select_for_update()
         .filter(organization_id__in=organization_counts, kind=kind)
-        .order_by("organization_id")  # one lock order for every run: no deadlocks
+        .order_by("organization_id")
     )
     first = {}
     for counter in counters:
         first[counter.organization_id] = counter.last_number + 1
         counter.last_number += organization_counts[counter.organization_id]
-    update_many(counters, ["last_number"])
+    DocumentCounter.objects.bulk_update(counters, ["last_number"])
     return first
 
 
@@ -366,7 +555,16 @@ def invoice_send_after_commit(invoice: Invoice, *, charge: bool = True) -> None:
     invoices_send_after_commit([invoice], charge=charge)
 
 
-def invoices_send_after_commit(invoices: Sequence[Invoice], *, charge: bool = True) -> None:
+class Sendable(Protocol):
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def organization_id(self) -> Any: ...
+    @property
+    def next_payment_at(self) -> datetime | None: ...
+
+
+def invoices_send_after_commit(invoices: Sequence[Sendable], *, charge: bool = True) -> None:
     """Email open invoices once the caller's transaction commits: one Celery job for all of them, which charges the
     saved card first where the automatic payment is due (so the email can say the invoice is paid). With the broker
     down they stay unsent, and ``sent_at`` stays empty so staff can see them and send them again; the hourly
@@ -379,96 +577,102 @@ def invoices_send_after_commit(invoices: Sequence[Invoice], *, charge: bool = Tr
     def _enqueue() -> None:
         from billing.tasks import send_invoices  # the tasks module imports the services
 
-        try:
-            send_invoices.delay(jobs)
-        except Exception:  # the broker is down: the invoices are safe; their emails wait, the hourly run charges them
-            logger.warning("could not enqueue the email of %d invoice(s)", len(jobs), exc_info=True)
+        for start in range(0, len(jobs), SEND_JOB):
+            try:
+                send_invoices.delay(jobs[start : start + SEND_JOB])
+            except Exception:  # the broker is down: the invoices are safe; emails wait, the hourly run charges them
+                logger.warning("could not enqueue the email of %d invoice(s)", len(jobs) - start, exc_info=True)
+                return
 
     transaction.on_commit(_enqueue)
 
 
-def _write(plans: list[PlannedInvoice], now: datetime, inputs: BatchInputs) -> list[Invoice]:
+INVOICE_COLUMNS = (
+    "id", "organization", "number", "contract", "period_start", "period_end", "status", "currency", "issue_date",
+    "due_date", "subtotal", "tax", "total", "tax_rate", "tax_label", "finalized_at", "next_payment_at", "created_at",
+)  # fmt: skip
+LINE_COLUMNS = (
+    "organization", "invoice", "position", "description", "quantity", "unit_price", "amount", "kind",
+    "period_start", "period_end", "contract_line",
+)  # fmt: skip
+
+
+def _write(plans: list[PlannedInvoice], now: datetime, inputs: BatchInputs) -> list[Issued]:
+    """Number and insert the planned invoices with their lines, mark what they bill, and announce them. Rows are
+    built as tuples and sent with ``COPY`` (``tenancy.recordset``): a run writes tens of thousands.
+
+    The organizations' invoice counters stay locked from the moment numbers are taken until the transaction ends,
+    so everything that needs no number is written first (foreign keys are checked at commit): the lines, what the
+    invoices bill, then the numbered invoices and their events."""
+    invoice_rows: list[list[object]] = []
+    line_rows: list[tuple[object, ...]] = []
+    usage_rows: list[tuple[int, uuid.UUID]] = []
+    adjustment_rows: list[tuple[int, uuid.UUID]] = []
+    billed: list[tuple[int, uuid.UUID]] = []
+    issued: list[Issued] = []  # numbered below
     counts: dict[uuid.UUID, int] = defaultdict(int)
     for plan in plans:
-        if plan.contract.organization_id not in inputs.review:
-            counts[plan.contract.organization_id] += 1
-    next_number = numbers_take(counts)
-    invoices, lines = [], []
-    usage_rows, adjustment_rows, billed = [], [], []
-    for plan in plans:
         contract = plan.contract
+        organization_id = contract.organization_id
+        currency = contract.organization.currency
         subtotal, tax, total = plan.totals()
-        final = contract.organization_id not in inputs.review
-        number = None
+        final = organization_id not in inputs.review
         if final:
-            number = next_number[contract.organization_id]
-            next_number[contract.organization_id] += 1
-        invoice = Invoice(
-            organization_id=contract.organization_id,
-            number=number,
-            contract=contract,
-            period_start=plan.period.start if plan.period else None,
-            period_end=plan.period.end if plan.period else None,
-            status=InvoiceStatus.OPEN if final else InvoiceStatus.DRAFT,
-            currency=contract.organization.currency,
-            issue_date=plan.issue_date,
-            due_date=plan.issue_date + timedelta(days=contract.payment_terms_days),
-            subtotal=subtotal,
-            tax=tax,
-            total=total,
-            tax_rate=contract.tax_rate,
-            tax_label=contract.tax_label,
-            finalized_at=now if final else None,
-            next_payment_at=now if final and total > 0 and contract.organization_id in inputs.autopay else None,
-            created_at=now,
-        )
-        invoices.append(invoice)
+            counts[organization_id] += 1
+        pk = uuid.uuid4()
+        status = InvoiceStatus.OPEN if final else InvoiceStatus.DRAFT
+        charge_at = now if final and total > 0 and organization_id in inputs.autopay else None
+        issued.append(Issued(pk, organization_id, None, status, total, currency, charge_at))
+        period_start, period_end = (plan.period.start, plan.period.end) if plan.period else (None, None)
+        invoice_rows.append([
+            pk, organization_id, None, contract.pk, period_start, period_end, status, currency, plan.issue_date,
+            plan.issue_date + timedelta(days=contract.payment_terms_days), subtotal, tax, total, contract.tax_rate,
+            contract.tax_label, now if final else None, charge_at, now,
+        ])  # fmt: skip
         for position, line in enumerate(plan.lines):
-            lines.append(
-                InvoiceLine(
-                    organization_id=contract.organization_id,
-                    invoice=invoice,
-                    position=position,
-                    description=line.description[:300],
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                    amount=line.amount,
-                    kind=line.kind,
-                    period_start=line.period.start if line.period else None,
-                    period_end=line.period.end if line.period else None,
-                    contract_line=line.contract_line,
-                )
-            )
-        usage_rows += [UsageRecord(pk=pk, invoice_id=invoice.pk) for pk in plan.usage]
-        adjustment_rows += [ContractAdjustment(pk=pk, invoice_id=invoice.pk) for pk in plan.adjustments]
-        billed += [BilledTime(time_entry_id=pk, invoice_id=invoice.pk) for pk in plan.time]
-    insert_many(invoices)
-    invoices_send_after_commit([invoice for invoice in invoices if invoice.status == InvoiceStatus.OPEN])
-    insert_many(lines)
-    update_many(usage_rows, ["invoice"])
-    update_many(adjustment_rows, ["invoice"])
-    BilledTime.objects.bulk_create(billed)
-    events: list[tuple[Organization | None, str, dict[str, object]]] = []
-    for invoice, plan in zip(invoices, plans, strict=True):
+            line_period = line.period
+            line_rows.append((
+                organization_id, pk, position, line.description[:300], line.quantity, line.unit_price, line.amount,
+                line.kind, line_period.start if line_period else None, line_period.end if line_period else None,
+                line.contract_line_id,
+            ))  # fmt: skip
+        usage_rows += [(record, pk) for record in plan.usage]
+        adjustment_rows += [(adjustment, pk) for adjustment in plan.adjustments]
+        billed += [(entry, pk) for entry in plan.time]
+    insert_rows(InvoiceLine, LINE_COLUMNS, line_rows)
+    update_rows(UsageRecord, ["invoice"], usage_rows)
+    update_rows(ContractAdjustment, ["invoice"], adjustment_rows)
+    insert_rows(BilledTime, ["time_entry", "invoice"], billed)
+
+    next_number = numbers_take(counts)
+    events: list[tuple[Payer, str, dict[str, object]]] = []
+    for index, (row, plan) in enumerate(zip(invoice_rows, plans, strict=True)):
+        written = issued[index]
+        if written.status == InvoiceStatus.OPEN:
+            row[2] = number = next_number[written.organization_id]
+            next_number[written.organization_id] += 1
+            written = issued[index] = written._replace(number=number)
         payload: dict[str, object] = {
-            "id": str(invoice.pk),
-            "number": invoice.reference,
-            "total": f"{invoice.total:.2f}",
-            "currency": invoice.currency,
+            "id": str(written.pk),
+            "number": written.reference,
+            "total": f"{written.total:.2f}",
+            "currency": written.currency,
             "contract": str(plan.contract.pk),
         }
         events.append((plan.contract.organization, "invoice.created", payload))
-        if invoice.status == InvoiceStatus.OPEN:
+        if written.number is not None:
             events.append((plan.contract.organization, "invoice.finalized", payload))
+    insert_rows(Invoice, INVOICE_COLUMNS, invoice_rows)
+    invoices_send_after_commit([written for written in issued if written.status == InvoiceStatus.OPEN])
     publish_many(events)
-    return invoices
+    return issued
 
 
 def adjustments_invoice(*, contract: Contract, now: datetime | None = None) -> Invoice | None:
     """Invoice a contract's waiting adjustments at once (organizations that prorate immediately), in the caller's
     transaction. None when nothing waits."""
     now = now or timezone.now()
-    waiting = list(
+    waiting = _adjustments(
         ContractAdjustment.objects.for_org(contract.organization_id).filter(contract=contract, invoice__isnull=True)
     )
     if not waiting:
@@ -478,23 +682,31 @@ def adjustments_invoice(*, contract: Contract, now: datetime | None = None) -> I
         lines={}, usage={}, time={}, adjustments={contract.pk: waiting}, review=review, autopay=autopay
     )
     today = timezone.localdate(now, ZoneInfo(contract.organization.timezone))
-    plan = PlannedInvoice(contract=contract, period=None, issue_date=today, lines=[])
+    plan = PlannedInvoice(contract=Due.of(contract), period=None, issue_date=today, lines=[])
     _add_adjustments(plan, inputs)
-    (invoice,) = _write([plan], now, inputs)
-    return invoice
+    (written,) = _write([plan], now, inputs)
+    return Invoice.objects.get(pk=written.pk)
 
 
 # -- the run ---------------------------------------------------------------------------------------------------------
 
 
-def _today(contract: Contract, now: datetime) -> date:
+def _today(contract: Due, now: datetime) -> date:
     return timezone.localdate(now, ZoneInfo(contract.organization.timezone))
 
 
-def _claim(through: date, after: tuple[date, uuid.UUID] | None, organization: Organization | None) -> list[Contract]:
+def _claim(
+    through: date,
+    after: tuple[date, uuid.UUID] | None,
+    organization: Organization | None,
+    payers: dict[uuid.UUID, Payer],
+    share: tuple[int, int] | None = None,
+) -> list[Due]:
+    """Lock the next batch of contracts due by ``through`` (skipping those another run holds). ``payers`` caches the
+    organizations the run has read. ``share`` (k, n), PostgreSQL only: only the organizations whose hash is k
+    modulo n (one worker's share of a run)."""
     due = (
-        Contract.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("organization")
+        Contract.objects.select_for_update(skip_locked=True)
         .filter(status=ContractStatus.ACTIVE, next_invoice_on__lte=through)
         .order_by("next_invoice_on", "id")
     )
@@ -502,7 +714,27 @@ def _claim(through: date, after: tuple[date, uuid.UUID] | None, organization: Or
         due = due.filter(organization=organization)
     if after is not None:
         due = due.filter(Q(next_invoice_on__gt=after[0]) | Q(next_invoice_on=after[0], id__gt=after[1]))
-    return list(due[:BATCH])
+    if share is not None:
+        hashed = Func(Cast("organization_id", TextField()), function="hashtext", output_field=IntegerField())
+        due = due.alias(share=Abs(Mod(hashed, Value(share[1])))).filter(share=share[0])
+    rows = list(due.values_list(*DUE_FIELDS)[:BATCH])
+    missing = {row[1] for row in rows} - payers.keys()
+    if missing:
+        for payer in Organization.objects.filter(pk__in=missing).values_list("pk", "name", "currency", "timezone"):
+            payers[payer[0]] = Payer._make(payer)
+    return [Due(payers[row[1]], *row) for row in rows]
+
+
+def _audit_renewals(renewed: list[tuple[Due, date | None]]) -> None:
+    contracts = Contract.objects.select_related("organization").in_bulk([due.pk for due, _ in renewed])
+    for due, old_end in renewed:
+        contract = contracts[due.pk]
+        audit_record(
+            action="contract.renewed",
+            organization=contract.organization,
+            target=contract,
+            changes={"end_date": [str(old_end), str(due.end_date)]},
+        )
 
 
 def invoices_generate(
@@ -511,52 +743,94 @@ def invoices_generate(
     dry_run: bool = False,
     organization: Organization | None = None,
     now: datetime | None = None,
+    workers: int | None = None,
 ) -> GenerationReport:
     """Invoice every contract period due on or before ``through``, a batch of contracts per transaction. Without
-    ``through``, each contract is invoiced up to today in its organization's time zone."""
+    ``through``, each contract is invoiced up to today in its organization's time zone.
+
+    On PostgreSQL, outside any transaction, ``workers`` threads (``BILLING_GENERATION_WORKERS`` by default) work at
+    once, each on its own connection and its own share of the organizations (so they never wait on each other's
+    invoice counters): while one waits on the database (writing, committing), another plans. A dry run, a run inside
+    the caller's transaction (whose rows other connections cannot see) and SQLite use one worker, the caller's
+    connection."""
     now = now or timezone.now()
-    report = GenerationReport()
     local = through is None
     if through is None:
         through = (now + LATEST_OFFSET).date()  # today somewhere: contracts are then held to their own today
-    after: tuple[date, uuid.UUID] | None = None
-    while True:
-        with transaction.atomic():
-            contracts = _claim(through, after, organization)
-            if not contracts:
-                break
-            last = contracts[-1]
-            if last.next_invoice_on is None:  # claimed for being due: never None here
-                raise ValueError(f"contract {last.pk} was claimed without a due date")
-            after = (last.next_invoice_on, last.pk)
-            inputs = _inputs(contracts, through)
-            plans = [
-                plan
-                for contract in contracts
-                for plan in _plan_contract(contract, _today(contract, now) if local else through, inputs)
-            ]
-            invoices = _write(plans, now, inputs)
-            for contract in contracts:
-                contract.updated_at = now
-            update_many(contracts, ["next_period_start", "next_invoice_on", "status", "end_date", "updated_at"])
-            for renewed, old_end in inputs.renewed:
-                audit_record(
-                    action="contract.renewed",
-                    organization=renewed.organization,
-                    target=renewed,
-                    changes={"end_date": [str(old_end), str(renewed.end_date)]},
-                )
-            report.contracts += len(contracts)
-            report.created += len(invoices)
-            report.lines += [_describe(invoice, plan) for invoice, plan in zip(invoices, plans, strict=True)]
-            if dry_run:
-                transaction.set_rollback(True)
-        if len(contracts) < BATCH:
-            break
+    workers = settings.BILLING_GENERATION_WORKERS if workers is None else workers
+    run = _Run(through=through, local=local, dry_run=dry_run, organization=organization, now=now)
+    if workers <= 1 or dry_run or connection.vendor != "postgresql" or connection.in_atomic_block:
+        return run.batches()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoicing") as pool:
+        reports = list(pool.map(lambda k: run.batches(share=(k, workers), close=True), range(workers)))
+    report = GenerationReport()
+    for part in reports:
+        report.created += part.created
+        report.contracts += part.contracts
+        report.lines += part.lines
     return report
 
 
-def _describe(invoice: Invoice, plan: PlannedInvoice) -> str:
+@dataclass(frozen=True)
+class _Run:
+    through: date
+    local: bool  # each contract up to its organization's today, not past ``through``
+    dry_run: bool
+    organization: Organization | None
+    now: datetime
+
+    def batches(self, *, share: tuple[int, int] | None = None, close: bool = False) -> GenerationReport:
+        """Claim and invoice batches until none is due (of ``share``: see ``_claim``); ``close``: close this thread's
+        connection at the end."""
+        try:
+            report = GenerationReport()
+            after: tuple[date, uuid.UUID] | None = None
+            payers: dict[uuid.UUID, Payer] = {}
+            pricer = Pricer()
+            while True:
+                with transaction.atomic():
+                    contracts = _claim(self.through, after, self.organization, payers, share)
+                    if not contracts:
+                        break
+                    last = contracts[-1]
+                    if last.next_invoice_on is None:  # claimed for being due: never None here
+                        raise ValueError(f"contract {last.pk} was claimed without a due date")
+                    after = (last.next_invoice_on, last.pk)
+                    self._batch(contracts, _inputs(contracts, self.through, pricer), report)
+                    if self.dry_run:
+                        transaction.set_rollback(True)
+                if len(contracts) < BATCH:
+                    break
+            return report
+        finally:
+            if close:
+                connection.close()
+
+    def _batch(self, contracts: list[Due], inputs: BatchInputs, report: GenerationReport) -> None:
+        now = self.now
+        plans = [
+            plan
+            for contract in contracts
+            for plan in _plan_contract(contract, _today(contract, now) if self.local else self.through, inputs)
+        ]
+        update_rows(
+            Contract,
+            ["next_period_start", "next_invoice_on", "status", "end_date", "updated_at"],
+            [
+                (contract.pk, contract.next_period_start, contract.next_invoice_on, contract.status,
+                 contract.end_date, now)
+                for contract in contracts
+            ],
+        )  # fmt: skip
+        invoices = _write(plans, now, inputs)
+        if inputs.renewed:
+            _audit_renewals(inputs.renewed)
+        report.contracts += len(contracts)
+        report.created += len(invoices)
+        report.lines += [_describe(invoice, plan) for invoice, plan in zip(invoices, plans, strict=True)]
+
+
+def _describe(invoice: Issued, plan: PlannedInvoice) -> str:
     return (
         f"{invoice.reference} {plan.contract.organization.name}: {plan.contract.name}, "
         f"{_span(plan.period) if plan.period else 'adjustments'}, "

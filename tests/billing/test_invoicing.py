@@ -26,7 +26,7 @@ from billing.services.contracts import ContractTerms, contract_create, contract_
 from billing.services.invoicing import invoices_generate
 from events.models import Event
 from tenancy.errors import ConflictError, ServiceValidationError
-from tests.factories import UserFactory
+from tests.factories import OrganizationFactory, UserFactory
 from tests.helpers import race
 from tickets.models import TimeEntry
 from tickets.services import ticket_create
@@ -258,6 +258,61 @@ def test_runs_at_once_invoice_each_period_once_with_gapless_numbers(acme, globex
             n or 0 for n in Invoice.objects.filter(organization=organization).values_list("number", flat=True)
         )
         assert numbers == list(range(1, contracts * 3 + 1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_share_the_organizations_and_invoice_each_period_once(acme, globex, initech):
+    if connection.vendor != "postgresql":
+        pytest.skip("workers need PostgreSQL")
+    organizations = [acme, globex, initech, *(OrganizationFactory() for _ in range(5))]
+    made = [contract(organizations[n % 8], flat("10.00"), name=f"Contract {n}") for n in range(24)]
+    invoicing_batch = invoicing.BATCH
+    try:
+        invoicing.BATCH = 2
+        report = invoices_generate(through=date(2026, 4, 1), workers=3)
+    finally:
+        invoicing.BATCH = invoicing_batch
+    assert report.created == Invoice.objects.count() == 24 * 2
+    assert report.contracts == 24 and len(report.lines) == 48
+    assert sorted(Invoice.objects.values_list("contract", "period_start")) == sorted(
+        (item.pk, start) for item in made for start in (date(2026, 3, 1), date(2026, 4, 1))
+    )
+    for organization in organizations:
+        numbers = sorted(
+            n or 0 for n in Invoice.objects.filter(organization=organization).values_list("number", flat=True)
+        )
+        assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) == 6
+    assert Contract.objects.filter(next_period_start=date(2026, 5, 1)).count() == 24
+    assert invoices_generate(through=date(2026, 4, 1), workers=3).created == 0
+
+
+def test_lines_alike_but_for_their_tiers_are_priced_each_by_its_own(acme):
+    def tiered(*tiers: tuple[str | None, str]) -> dict[str, object]:
+        steps = [{"up_to": up_to, "unit_price": price, "flat_fee": "0"} for up_to, price in tiers]
+        return {"description": "Devices", "pricing_model": "TIERED_VOLUME", "quantity": "12", "tiers": steps}
+
+    cheap = contract(acme, tiered(("10", "5.00"), (None, "4.00")), name="Cheap")
+    dear = contract(acme, tiered(("10", "5.00"), (None, "6.00")), name="Dear")
+    same = contract(acme, tiered(("10", "5.00"), (None, "4.00")), name="Same")
+    invoices_generate(through=date(2026, 3, 1))
+    subtotals = {made.name: Invoice.objects.get(contract=made).subtotal for made in (cheap, dear, same)}
+    assert subtotals == {"Cheap": D("48.00"), "Dear": D("72.00"), "Same": D("48.00")}
+
+
+def test_issued_invoices_are_emailed_by_jobs_of_a_bounded_size(acme, monkeypatch, django_capture_on_commit_callbacks):
+    from billing import tasks
+
+    sent: list[list[tuple[str, str, bool]]] = []
+    monkeypatch.setattr(tasks.send_invoices, "delay", sent.append)
+    monkeypatch.setattr(invoicing, "SEND_JOB", 2)
+    for n in range(5):
+        contract(acme, flat("10.00"), name=f"Contract {n}")
+    with django_capture_on_commit_callbacks(execute=True):
+        invoices_generate(through=date(2026, 3, 1))
+    assert [len(job) for job in sent] == [2, 2, 1]
+    assert {invoice_id for job in sent for invoice_id, _, _ in job} == {
+        str(pk) for pk in Invoice.objects.values_list("pk", flat=True)
+    }
 
 
 def test_a_mid_period_increase_is_charged_on_the_next_invoice(acme):

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
@@ -236,7 +237,16 @@ class GenerationReport:
 
 
 def schedule_of(contract: Term) -> periods.Schedule:
-    return periods.Schedule(periods.Cycle(contract.cycle), contract.anchor_day, contract.start_date.month)
+    return _schedule(contract.cycle, contract.anchor_day, contract.start_date.month)
+
+
+# Contracts share a few schedules and periods: ``billing.periods`` is pure, so a run reuses what it worked out.
+@lru_cache(maxsize=1024)
+def _schedule(cycle: str, anchor_day: int, start_month: int) -> periods.Schedule:
+    return periods.Schedule(periods.Cycle(cycle), anchor_day, start_month)
+
+
+_period_containing = lru_cache(maxsize=8192)(periods.period_containing)
 
 
 def invoice_on(piece: periods.Period, timing: str) -> date:
@@ -258,14 +268,14 @@ def position_after(contract: Term, start: date | None) -> tuple[date | None, dat
         if not renews(contract):
             return None, None
         end_date = renewed_end(contract)
-    cycle_period = periods.period_containing(schedule_of(contract), start)
+    cycle_period = _period_containing(schedule_of(contract), start)
     end = min(cycle_period.end, end_date) if end_date else cycle_period.end
     return start, invoice_on(periods.Period(start, end), contract.timing)
 
 
 def _piece(contract: Term, start: date) -> tuple[periods.Period, periods.Period]:
     """The billed piece starting at ``start`` and its whole cycle period."""
-    cycle_period = periods.period_containing(schedule_of(contract), start)
+    cycle_period = _period_containing(schedule_of(contract), start)
     end = min(cycle_period.end, contract.end_date) if contract.end_date else cycle_period.end
     return periods.Period(start, end), cycle_period
 
@@ -273,6 +283,7 @@ def _piece(contract: Term, start: date) -> tuple[periods.Period, periods.Period]
 # -- planning --------------------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def _span(period: periods.Period) -> str:
     last = period.end - timedelta(days=1)
     return f"{period.start:%-d %b %Y}" if last == period.start else f"{period.start:%-d %b %Y} - {last:%-d %b %Y}"

@@ -185,7 +185,7 @@ def _extra_line(rnd: random.Random, *, metered: bool) -> dict[str, Any]:
 def _due_once(contract: Any) -> date | None:
     """The end of the one period ``contract`` owes on ``THROUGH``, or None unless it owes exactly one."""
     from billing import periods
-    from billing.services.invoicing import position_after, schedule_of
+    from billing.services.planning import position_after, schedule_of
 
     start, due = position_after(contract, contract.start_date)
     if start is None or due is None or due > THROUGH:

@@ -82,7 +82,7 @@ from billing.periods import Cycle
 from billing.proration import quantize
 from billing.rating import Kind, rate
 from billing.services.invoices import amount_due
-from billing.services.invoicing import renews, schedule_of, terms_of
+from billing.services.planning import renews, schedule_of, terms_of
 from tenancy.models import Organization
 
 __all__ = [

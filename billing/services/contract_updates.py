@@ -19,7 +19,7 @@ from django.db.models import Max
 
 from billing.models import Contract, ContractAdjustment, ContractLine, ContractStatus
 from billing.services.contracts import LINE_FIELDS, contract_line_change, decimal_field, line_check
-from billing.services.invoicing import position_after
+from billing.services.planning import position_after
 from tenancy.audit import audit_record
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import User

@@ -24,7 +24,8 @@ from billing.models import (
     UsageRecord,
 )
 from billing.selectors import billing_contacts
-from billing.services.invoicing import adjustments_invoice, position_after, renewed_end, schedule_of, terms_of
+from billing.services.invoicing import adjustments_invoice
+from billing.services.planning import position_after, renewed_end, schedule_of, terms_of
 from tenancy.audit import audit_record
 from tenancy.emails import email_send
 from tenancy.errors import ConflictError, ServiceValidationError

@@ -38,7 +38,7 @@ from billing.models import (
     SubscriptionStatus,
     UsageRecord,
 )
-from billing.services.invoicing import position_after
+from billing.services.planning import position_after
 from tenancy.models import Organization, Tier
 from tests.billing.api_support import SYDNEY, count_queries, session
 

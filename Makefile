@@ -27,7 +27,8 @@ DEPLOY_CHECK_ENV := KEEL_ENV=production DEBUG=false \
 	ALLOWED_HOSTS=keel.example.com SITE_URL=https://keel.example.com \
 	EMAIL_PROVIDER=sendgrid SENDGRID_API_KEY=dummy \
 	STRIPE_SECRET_KEY=sk_test_dummy STRIPE_WEBHOOK_SECRET=whsec_dummy \
-	ANYMAIL_WEBHOOK_SECRET=inbound:dummy
+	ANYMAIL_WEBHOOK_SECRET=inbound:dummy \
+	TWILIO_ACCOUNT_SID=ACdummy TWILIO_AUTH_TOKEN=dummy
 
 .PHONY: help install run test lint fmt bench var-dirs
 

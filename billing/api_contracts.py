@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import DataError
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, permissions, status, viewsets
@@ -37,7 +37,6 @@ from billing.serializers import (
     IDEMPOTENCY_KEY,
     LINE_CHANGE_RESULT,
     LINE_ID,
-    PAGE_PARAMETERS,
     ContractAdjustmentSerializer,
     ContractCreateSerializer,
     ContractLineChangeSerializer,
@@ -48,14 +47,19 @@ from billing.serializers import (
     UsageCreateSerializer,
     UsageRecordSerializer,
     check_line,
+)
+from billing.services.contract_updates import contract_line_add, contract_line_revise, contract_update
+from billing.services.contracts import ContractTerms, contract_activate, contract_create, usage_record
+from tenancy.api_base import (
+    PAGE_PARAMETERS,
+    Caller,
+    TenantAPIView,
+    organizations_with_role,
     refuse_unknown,
     represent_many,
     request_object,
 )
-from billing.services.contract_updates import contract_line_add, contract_line_revise, contract_update
-from billing.services.contracts import ContractTerms, contract_activate, contract_create, usage_record
-from tenancy.api_base import Caller, TenantAPIView
-from tenancy.models import Membership, Organization, Role, TenantQuerySet, User
+from tenancy.models import Organization, Role, TenantQuerySet, User
 
 READ_SCOPE = "billing:read"
 WRITE_SCOPE = "billing:write"
@@ -67,8 +71,7 @@ BILLING_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.MANAGER})
 
 def billing_organizations(user: User) -> QuerySet[Organization]:
     """The organizations whose billing a customer may read: as owner, admin or manager, or as its partner's admin."""
-    managed = Membership.objects.filter(user=user, role__in=BILLING_ROLES).values("organization_id")
-    return Organization.objects.filter(Q(pk__in=managed) | Q(partner__admins__user=user))
+    return organizations_with_role(user, BILLING_ROLES)
 
 
 def parse_uuid(value: str, what: str) -> uuid.UUID:

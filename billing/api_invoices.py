@@ -33,7 +33,6 @@ from billing.serializers import (
     INVOICE_NOT_FOUND,
     LINE_ID,
     NOT_DRAFT,
-    PAGE_PARAMETERS,
     CreditNoteCreateSerializer,
     CreditNoteSerializer,
     InvoiceCreateSerializer,
@@ -44,9 +43,6 @@ from billing.serializers import (
     InvoiceVoidSerializer,
     check_invoice_size,
     check_line,
-    refuse_unknown,
-    represent_many,
-    request_object,
 )
 from billing.services.collection import invoice_charge
 from billing.services.invoices import (
@@ -61,6 +57,7 @@ from billing.services.invoices import (
     line_input,
 )
 from billing.services.invoicing import invoices_generate
+from tenancy.api_base import PAGE_PARAMETERS, refuse_unknown, represent_many, request_object
 from tenancy.models import Organization
 
 LINE_KEYS = ("description", "quantity", "unit_price", "kind")

@@ -18,7 +18,6 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field, inline_serializer
 from rest_framework import serializers
-from rest_framework.request import Request
 
 from billing.models import (
     AttemptStatus,
@@ -43,24 +42,6 @@ from billing.services.invoices import MANUAL_KINDS, amount_due
 
 CENT = Decimal("0.01")
 LARGEST_AMOUNT = Decimal("1e11")  # money columns hold 12 digits before the point: room for the tax on top
-
-
-def represent_many(serializer: type[serializers.Serializer[Any]], items: list[Any], **context: Any) -> list[Any]:
-    data: Any = serializer(instance=items, many=True, context=context).data  # a ReturnList
-    return list(data)
-
-
-def request_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 saying so (a list or a string where an object is expected)."""
-    if not isinstance(request.data, dict):
-        raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
-    return dict(request.data)
-
-
-def refuse_unknown(data: dict[str, Any], allowed: set[str] | frozenset[str] | tuple[str, ...]) -> None:
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise serializers.ValidationError({name: ["This field cannot be set here."] for name in unknown})
 
 
 def _line(item: dict[str, Any], shape: type[serializers.Serializer[Any]], prefix: str) -> tuple[Any, dict[str, Any]]:
@@ -481,10 +462,6 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="The usage's idempotency key (instead of idempotency_key in the body).",
 )
-PAGE_PARAMETERS = [
-    OpenApiParameter("page", OpenApiTypes.INT, description="A page number within the paginated result set."),
-    OpenApiParameter("page_size", OpenApiTypes.INT, description="Results per page (at most 200)."),
-]
 CONTRACT_NOT_FOUND = OpenApiResponse(description="No such contract among the organizations the caller may see.")
 INVOICE_NOT_FOUND = OpenApiResponse(description="No such invoice (or line) among the organizations the caller may see.")
 FORBIDDEN = OpenApiResponse(description="The key lacks billing:write, or the caller is a customer (read only).")

@@ -56,7 +56,18 @@ BILLING_ISSUER_NAME = env("BILLING_ISSUER_NAME", "Keel Managed Services Pty Ltd"
 BILLING_ISSUER_ABN = env("BILLING_ISSUER_ABN", "")
 BILLING_ISSUER_ADDRESS = env("BILLING_ISSUER_ADDRESS", "")
 BILLING_ISSUER_EMAIL = env("BILLING_ISSUER_EMAIL", "")
-PROVIDER_SETTINGS = {"EMAIL_PROVIDER": EMAIL_PROVIDER, "STRIPE_PROVIDER": STRIPE_PROVIDER}
+# SMS: Twilio when an auth token is configured (and always in production), otherwise the local sandbox, which signs
+# its simulated status callbacks with a development token.
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", "")
+SMS_PROVIDER = env("SMS_PROVIDER", "twilio" if (PRODUCTION or TWILIO_AUTH_TOKEN) else "sandbox")
+if SMS_PROVIDER == "sandbox":
+    TWILIO_ACCOUNT_SID = TWILIO_ACCOUNT_SID or "AC" + "0" * 32
+    TWILIO_AUTH_TOKEN = TWILIO_AUTH_TOKEN or "keel-sandbox-twilio-token"  # the sandbox signs its own callbacks
+# Short links in messages: https://<SMS_SHORT_DOMAIN>/s/<token>, valid SMS_SHORT_LINK_DAYS.
+SMS_SHORT_DOMAIN = env("SMS_SHORT_DOMAIN", SITE_URL.split("://", 1)[-1].split("/", 1)[0])
+SMS_SHORT_LINK_DAYS = env("SMS_SHORT_LINK_DAYS", 60, int)
+PROVIDER_SETTINGS = {"EMAIL_PROVIDER": EMAIL_PROVIDER, "STRIPE_PROVIDER": STRIPE_PROVIDER, "SMS_PROVIDER": SMS_PROVIDER}
 # Inbound mail (SendGrid Inbound Parse to /anymail/sendgrid/inbound/) must carry these basic-auth credentials,
 # "user:password", as https://user:password@host/anymail/sendgrid/inbound/.
 _DEV_INBOUND_SECRET = "keel:inbound-dev-secret"  # noqa: S105 - development only; production requires its own
@@ -72,7 +83,13 @@ if PRODUCTION:
     _sandboxed = sorted(name for name, value in PROVIDER_SETTINGS.items() if value == "sandbox")
     if _sandboxed:
         raise ImproperlyConfigured(f"sandbox providers are not allowed in production: {', '.join(_sandboxed)}")
-    for _required in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "ANYMAIL_WEBHOOK_SECRET"):
+    for _required in (
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "ANYMAIL_WEBHOOK_SECRET",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+    ):
         if not globals()[_required]:
             raise ImproperlyConfigured(f"{_required} is required when KEEL_ENV=production")
 
@@ -100,6 +117,7 @@ INSTALLED_APPS = [
     "quotes",
     "billing",
     "tickets",
+    "sms",
     "portal",
 ]
 
@@ -334,5 +352,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    # Twilio's HTTP client logs every request at INFO, phone numbers included.
+    "loggers": {"axes": {"level": "WARNING"}, "twilio.http_client": {"level": "WARNING"}},
 }

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Model, QuerySet
-from rest_framework import exceptions, permissions, status, viewsets
+from django.db.models import Model, Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import exceptions, permissions, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -178,3 +180,36 @@ def get_tenant_object(queryset: QuerySet[Any], **lookup: Any) -> Model:
     if obj is None:
         raise exceptions.NotFound()
     return obj
+
+
+# -- helpers the apps' APIs share ----------------------------------------------------------------------------------
+
+
+def organizations_with_role(user: User, roles: frozenset[str]) -> QuerySet[Organization]:
+    """The organizations where ``user`` holds one of ``roles``, and those of the partners ``user`` administers."""
+    held = Membership.objects.filter(user=user, role__in=roles).values("organization_id")
+    return Organization.objects.filter(Q(pk__in=held) | Q(partner__admins__user=user))
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", OpenApiTypes.INT, description="A page number within the paginated result set."),
+    OpenApiParameter("page_size", OpenApiTypes.INT, description="Results per page (at most 200)."),
+]
+
+
+def represent_many(serializer: type[serializers.Serializer[Any]], items: list[Any], **context: Any) -> list[Any]:
+    data: Any = serializer(instance=items, many=True, context=context).data  # a ReturnList
+    return list(data)
+
+
+def request_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 saying so (a list or a string where an object is expected)."""
+    if not isinstance(request.data, dict):
+        raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
+    return dict(request.data)
+
+
+def refuse_unknown(data: dict[str, Any], allowed: set[str] | frozenset[str] | tuple[str, ...]) -> None:
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise serializers.ValidationError({name: ["This field cannot be set here."] for name in unknown})

@@ -30,12 +30,12 @@ from django.db.models import Case, DateTimeField, F, Q, QuerySet, Sum, When
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, generics, permissions, serializers, status, viewsets
+from rest_framework import exceptions, generics, permissions, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from tenancy.api_base import PAGE_PARAMETERS, TenantAPIView, represent_many
 from tenancy.api_base import Caller as BaseCaller
-from tenancy.api_base import TenantAPIView
 from tenancy.models import User
 from tickets.bulk import tickets_bulk_update
 from tickets.clocks import clocks_refresh
@@ -52,7 +52,6 @@ from tickets.models import (
 from tickets.serializers import (
     BULK_RESULT,
     NOT_FOUND,
-    PAGE_PARAMETERS,
     TICKET_ID,
     TIME_ENTRY_PAGE,
     TicketBulkSerializer,
@@ -99,11 +98,6 @@ def staff_member(user_id: uuid.UUID, field: str) -> User:
     if user is None:
         raise exceptions.ValidationError({field: ["No active staff member has this id."]})
     return user
-
-
-def represent_many(serializer: type[serializers.Serializer[Any]], items: list[Any]) -> list[Any]:
-    data: Any = serializer(instance=items, many=True).data  # a ReturnList (the stubs know only ReturnDict)
-    return list(data)
 
 
 def read_clocks_now(tickets: Iterable[Ticket], now: datetime | None = None) -> None:

@@ -169,8 +169,4 @@ TIME_ENTRY_PAGE = inline_serializer(
 )
 BULK_RESULT = inline_serializer("TicketBulkResult", {"updated": serializers.IntegerField()})
 TICKET_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The ticket's id.")
-PAGE_PARAMETERS = [
-    OpenApiParameter("page", OpenApiTypes.INT, description="A page number within the paginated result set."),
-    OpenApiParameter("page_size", OpenApiTypes.INT, description="Results per page (at most 200)."),
-]
 NOT_FOUND = OpenApiResponse(description="No such ticket among the organizations the caller may see.")

@@ -21,6 +21,8 @@ GOOD = {
     "STRIPE_SECRET_KEY": "sk_test_dummy",
     "STRIPE_WEBHOOK_SECRET": "whsec_dummy",
     "ANYMAIL_WEBHOOK_SECRET": "inbound:dummy",
+    "TWILIO_ACCOUNT_SID": "ACdummy",
+    "TWILIO_AUTH_TOKEN": "dummy",
     "DJANGO_SETTINGS_MODULE": "msp.settings",
 }
 
@@ -56,6 +58,9 @@ def test_production_settings_load_when_safe():
         ({"STRIPE_SECRET_KEY": None}, "STRIPE_SECRET_KEY is required"),
         ({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET is required"),
         ({"ANYMAIL_WEBHOOK_SECRET": None}, "ANYMAIL_WEBHOOK_SECRET is required"),
+        ({"SMS_PROVIDER": "sandbox"}, "sandbox providers are not allowed in production: SMS_PROVIDER"),
+        ({"TWILIO_AUTH_TOKEN": None}, "TWILIO_AUTH_TOKEN is required"),
+        ({"TWILIO_ACCOUNT_SID": None}, "TWILIO_ACCOUNT_SID is required"),
         ({"ANYMAIL_WEBHOOK_SECRET": "no-colon"}, "ANYMAIL_WEBHOOK_SECRET must be user:password"),
         ({"SUPPORT_INBOUND_UNKNOWN_SENDER": "bounce"}, "SUPPORT_INBOUND_UNKNOWN_SENDER must be reject or queue"),
     ],

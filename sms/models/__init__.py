@@ -1,0 +1,51 @@
+"""Messaging's data: contacts and consent, templates, numbers, campaigns, send jobs, replies and short links."""
+
+from sms.models.campaigns import (
+    STATE_RANK,
+    Campaign,
+    CampaignNumber,
+    CampaignStatus,
+    CampaignTemplate,
+    Click,
+    InboundKind,
+    InboundMessage,
+    JobState,
+    SendCounter,
+    SendingNumber,
+    SendJob,
+    ShortLink,
+    StatusCallback,
+    Template,
+)
+from sms.models.contacts import (
+    ConsentEvent,
+    ConsentKind,
+    Contact,
+    DncReason,
+    DoNotContact,
+    SmsSettings,
+)
+
+__all__ = [
+    "STATE_RANK",
+    "Campaign",
+    "CampaignNumber",
+    "CampaignStatus",
+    "CampaignTemplate",
+    "Click",
+    "ConsentEvent",
+    "ConsentKind",
+    "Contact",
+    "DncReason",
+    "DoNotContact",
+    "InboundKind",
+    "InboundMessage",
+    "JobState",
+    "SendCounter",
+    "SendJob",
+    "SendingNumber",
+    "ShortLink",
+    "SmsSettings",
+    "StatusCallback",
+    "Template",
+]

@@ -1,0 +1,1 @@
+"""Messaging's writes: contacts and consent (``contacts``), imports (``imports``)."""

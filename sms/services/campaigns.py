@@ -171,7 +171,7 @@ def campaign_launch(*, campaign: Campaign, actor: User | None = None, now: datet
     _require_launcher(actor, organization)
     now = now or timezone.now()
     with transaction.atomic():
-        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        locked = Campaign.objects.for_org(campaign.organization_id).select_for_update().get(pk=campaign.pk)
         if locked.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELED):
             raise ConflictError(f"The campaign is {locked.get_status_display().lower()}.")
         if not locked.template_links.exists() or not locked.number_links.exists():
@@ -196,7 +196,7 @@ def _create_jobs(campaign: Campaign, now: datetime) -> int:
     sql, params = contacts.query.sql_with_params()
     quote = connection.ops.quote_name
     job, contact = SendJob._meta.db_table, Contact._meta.db_table
-    start = SendJob.objects.filter(campaign=campaign).count()
+    start = SendJob.objects.for_org(campaign.organization_id).filter(campaign=campaign).count()
     meta = SendJob._meta
     organization_id = meta.get_field("organization").get_db_prep_value(campaign.organization_id, connection)
     campaign_id = meta.get_field("campaign").get_db_prep_value(campaign.pk, connection)
@@ -234,7 +234,7 @@ def campaign_cancel(*, campaign: Campaign, actor: User | None = None) -> Campaig
 
 def _move(campaign: Campaign, sources: Collection[str], target: str, actor: User | None) -> Campaign:
     with transaction.atomic():
-        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        locked = Campaign.objects.for_org(campaign.organization_id).select_for_update().get(pk=campaign.pk)
         if locked.status == target:
             return locked
         if locked.status not in sources:

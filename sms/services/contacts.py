@@ -139,7 +139,7 @@ def dnc_add(*, organization: Organization, phone_e164: str, reason: str, source:
     if reason not in DncReason.values:
         raise ServiceValidationError({"reason": [f"Must be one of {', '.join(DncReason.values)}."]})
     with transaction.atomic():
-        entry, created = DoNotContact.objects.get_or_create(
+        entry, created = DoNotContact.objects.for_org(organization).get_or_create(
             organization=organization, phone_e164=phone_e164, defaults={"reason": reason, "source": source[:120]}
         )
         if created:

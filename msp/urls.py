@@ -28,6 +28,7 @@ urlpatterns = [
     re_path(r"^webhooks/stripe/?$", stripe_webhook, name="stripe-webhook"),
     path("sandbox/stripe/", include("billing.urls")),
     path("anymail/", include(anymail_urls)),
+    path("", include("sms.urls")),
     path("", include("portal.urls")),
 ]
 

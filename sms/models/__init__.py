@@ -3,6 +3,7 @@
 from sms.models.campaigns import (
     STATE_RANK,
     Campaign,
+    CampaignGateCount,
     CampaignNumber,
     CampaignStatus,
     CampaignTemplate,
@@ -14,6 +15,7 @@ from sms.models.campaigns import (
     SendingNumber,
     SendJob,
     ShortLink,
+    SmsPrice,
     StatusCallback,
     Template,
 )
@@ -29,6 +31,7 @@ from sms.models.contacts import (
 __all__ = [
     "STATE_RANK",
     "Campaign",
+    "CampaignGateCount",
     "CampaignNumber",
     "CampaignStatus",
     "CampaignTemplate",
@@ -45,6 +48,7 @@ __all__ = [
     "SendJob",
     "SendingNumber",
     "ShortLink",
+    "SmsPrice",
     "SmsSettings",
     "StatusCallback",
     "Template",

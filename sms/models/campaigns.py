@@ -196,6 +196,42 @@ class SendCounter(models.Model):
         return f"{self.key} @ {self.window:%Y-%m-%d %H:%M:%S}: {self.count}"
 
 
+class CampaignGateCount(models.Model):
+    """How many times a gate held or skipped one of a campaign's jobs (a deferred job counts each time it is held)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="gate_counts")
+    gate = models.CharField(max_length=20)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "gate"], name="campaign_gate_once")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.gate}: {self.count}"
+
+
+class SmsPrice(models.Model):
+    """What one message segment costs to destinations whose number starts with ``prefix`` (``+61``, ``+614``); the
+    longest matching prefix wins, and ``+`` is the price everywhere else. Staff keep these in the admin."""
+
+    prefix = models.CharField(max_length=8, unique=True, help_text="E.164 prefix, e.g. +61; + alone matches all.")
+    segment_price = models.DecimalField(max_digits=8, decimal_places=4)
+    currency = models.CharField(max_length=3, default="AUD")
+    description = models.CharField(max_length=100, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["prefix"]
+        verbose_name = "SMS price"
+        constraints = [
+            models.CheckConstraint(condition=Q(segment_price__gte=0), name="sms_price_positive"),
+            models.CheckConstraint(condition=Q(prefix__regex=r"^\+[0-9]{0,7}$"), name="sms_price_prefix"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}: {self.segment_price} {self.currency}"
+
+
 class StatusCallback(models.Model):
     """A provider status callback seen once: ``(sid, status)`` is unique, so a repeat changes nothing."""
 
@@ -219,6 +255,14 @@ class InboundKind(models.TextChoices):
 
 class InboundMessage(TenantModel):
     contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
+    campaign = models.ForeignKey(
+        Campaign,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replies",
+        help_text="The campaign whose message the contact last received from this number, if any.",
+    )
     provider_sid = models.CharField(max_length=64, unique=True)
     from_e164 = models.CharField(max_length=16)
     to_e164 = models.CharField(max_length=16)

@@ -67,6 +67,9 @@ if SMS_PROVIDER == "sandbox":
 # Short links in messages: https://<SMS_SHORT_DOMAIN>/s/<token>, valid SMS_SHORT_LINK_DAYS.
 SMS_SHORT_DOMAIN = env("SMS_SHORT_DOMAIN", SITE_URL.split("://", 1)[-1].split("/", 1)[0])
 SMS_SHORT_LINK_DAYS = env("SMS_SHORT_LINK_DAYS", 60, int)
+# The sandbox posts simulated, signed status callbacks to SITE_URL's /webhooks/twilio/status/ after each send.
+SMS_DISPATCH_SECONDS = env("SMS_DISPATCH_SECONDS", 20.0, float)
+SMS_SANDBOX_CALLBACKS = env("SMS_SANDBOX_CALLBACKS", SMS_PROVIDER == "sandbox", to_bool)
 PROVIDER_SETTINGS = {"EMAIL_PROVIDER": EMAIL_PROVIDER, "STRIPE_PROVIDER": STRIPE_PROVIDER, "SMS_PROVIDER": SMS_PROVIDER}
 # Inbound mail (SendGrid Inbound Parse to /anymail/sendgrid/inbound/) must carry these basic-auth credentials,
 # "user:password", as https://user:password@host/anymail/sendgrid/inbound/.
@@ -308,6 +311,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.generate_recurring_invoices",
         "schedule": crontab(hour=0, minute=30),
     },
+    # Every few seconds; a run stops after SMS_DISPATCH_SECONDS, and a tick left waiting in the queue expires.
+    "sms-dispatch": {"task": "sms.tasks.dispatch_messages", "schedule": 5.0, "options": {"expires": 5.0}},
+    "sms-purge-counters": {"task": "sms.tasks.purge_counters", "schedule": 3600.0},
     "billing-process-failed-payments": {
         "task": "billing.tasks.process_failed_payments",
         "schedule": crontab(minute=15),

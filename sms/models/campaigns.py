@@ -168,8 +168,13 @@ class SendJob(TenantModel):
             models.CheckConstraint(condition=Q(state__in=JobState.values), name="send_job_state_valid"),
         ]
         indexes = [
-            # The dispatcher's scan: queued jobs by when they may go next.
-            models.Index(fields=["deferred_until", "id"], condition=Q(state="QUEUED"), name="send_job_due"),
+            # The dispatcher's claim: an organization's queued jobs in order, with when each may go.
+            models.Index(
+                fields=["organization", "id"],
+                include=["deferred_until"],
+                condition=Q(state="QUEUED"),
+                name="send_job_queued",
+            ),
             models.Index(fields=["lease_until"], condition=Q(state="SENDING"), name="send_job_sending"),
             models.Index(fields=["campaign", "state"], name="send_job_campaign_state"),
             models.Index(fields=["organization", "contact", "sent_at"], name="send_job_contact_sent"),

@@ -21,6 +21,7 @@ from sms.models import (
     CampaignStatus,
     CampaignTemplate,
     Contact,
+    JobState,
     SendingNumber,
     SendJob,
     Template,
@@ -176,8 +177,8 @@ def campaign_launch(*, campaign: Campaign, actor: User | None = None, now: datet
             raise ConflictError(f"The campaign is {locked.get_status_display().lower()}.")
         if not locked.template_links.exists() or not locked.number_links.exists():
             raise ConflictError("The campaign needs a template and a sending number.")
-        created = _create_jobs(locked, now)
         start = locked.start_at or now
+        created = _create_jobs(locked, now, start if start > now else None)
         locked.status = CampaignStatus.SCHEDULED if start > now else CampaignStatus.RUNNING
         locked.launched_at = locked.launched_at or now
         locked.save(update_fields=["status", "launched_at", "updated_at"])
@@ -189,27 +190,28 @@ def campaign_launch(*, campaign: Campaign, actor: User | None = None, now: datet
     return created
 
 
-def _create_jobs(campaign: Campaign, now: datetime) -> int:
+def _create_jobs(campaign: Campaign, now: datetime, not_before: datetime | None) -> int:
     """INSERT … SELECT the audience into send jobs, numbered in contact order after the jobs the campaign has;
-    the unique constraint makes a second launch create nothing."""
+    the unique constraint makes a second launch create nothing. A scheduled campaign's jobs wait for its start."""
     contacts = audience(campaign).values("pk")
     sql, params = contacts.query.sql_with_params()
     quote = connection.ops.quote_name
     job, contact = SendJob._meta.db_table, Contact._meta.db_table
-    start = SendJob.objects.for_org(campaign.organization_id).filter(campaign=campaign).count()
+    first = SendJob.objects.for_org(campaign.organization_id).filter(campaign=campaign).count()
     meta = SendJob._meta
     organization_id = meta.get_field("organization").get_db_prep_value(campaign.organization_id, connection)
     campaign_id = meta.get_field("campaign").get_db_prep_value(campaign.pk, connection)
     stamp = meta.get_field("created_at").get_db_prep_value(now, connection)
+    start = meta.get_field("deferred_until").get_db_prep_value(not_before, connection)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(job)} (organization_id, campaign_id, contact_id, position, state, reason, body, "  # noqa: S608 - names from the models
-            f"segments, cost, error_code, attempts, created_at, updated_at) "
+            f"segments, cost, error_code, attempts, deferred_until, created_at, updated_at) "
             f"SELECT %s, %s, c.id, %s + ROW_NUMBER() OVER (ORDER BY c.created_at, c.id) - 1, 'QUEUED', '', '', "
-            f"0, 0, '', 0, %s, %s FROM {quote(contact)} c WHERE c.id IN ({sql}) "
+            f"0, 0, '', 0, %s, %s, %s FROM {quote(contact)} c WHERE c.id IN ({sql}) "
             f"AND NOT EXISTS (SELECT 1 FROM {quote(job)} j WHERE j.campaign_id = %s AND j.contact_id = c.id) "
             f"ON CONFLICT DO NOTHING",
-            [organization_id, campaign_id, start, stamp, stamp, *params, campaign_id],
+            [organization_id, campaign_id, first, start, stamp, stamp, *params, campaign_id],
         )
         return cursor.rowcount
 
@@ -244,6 +246,10 @@ def _move(campaign: Campaign, sources: Collection[str], target: str, actor: User
         if target == CampaignStatus.CANCELED:
             locked.completed_at = timezone.now()
             fields.append("completed_at")
+            # What has not gone yet never will; a job being sent right now finishes.
+            SendJob.objects.for_org(locked.organization_id).filter(campaign=locked, state=JobState.QUEUED).update(
+                state=JobState.SKIPPED, reason="canceled", deferred_until=None, updated_at=timezone.now()
+            )
         locked.save(update_fields=fields)
         audit_record(action=f"campaign.{target.lower()}", organization=locked.organization, actor=actor, target=locked)
     return locked

@@ -1,0 +1,685 @@
+"""The dispatcher: takes due send jobs through the seven gates and hands the ones that pass to the SMS provider.
+
+A run (:func:`dispatch`, started by Celery beat every few seconds) works an organization at a time:
+
+1. **Gate** (one transaction). Lock the organization's ``SmsSettings`` row with ``SKIP LOCKED`` (another worker
+   busy with the same organization means this one moves on), claim up to ``limit`` due QUEUED jobs with
+   ``SKIP LOCKED``, read everything the gates need in a fixed number of queries (campaigns, templates, numbers,
+   contacts, the DNC list, each contact's last campaign message, the counters, the credit balance), and decide each
+   job with :func:`sms.gates.decide`. Jobs that pass become SENDING with a lease, their body, number, segments and
+   cost; the others are SKIPPED or deferred with the gate's reason. The counters (spend per day and month, messages
+   per minute, per number per second and per day) are written in the same transaction. Because every change to an
+   organization's counters happens while its lock is held, a worker always reads exact values: caps are never
+   exceeded, however many workers run.
+2. **Send**, outside any transaction, one provider call per job.
+3. **Record** the answers in small chunks: SENT with the provider's sid, or FAILED with the provider's error code
+   when it refused the message. A retryable error (timeout, outage) leaves the job SENDING: the provider may have
+   accepted it.
+
+A job found SENDING after its lease ran out (the worker died, or the provider's answer was lost) is **reconciled**
+first: the provider is asked whether it already has that exact message (``find``); if so the job becomes SENT with
+that sid, and only if not is it queued again. No contact gets a message twice.
+
+Money: a message costs its segments times the destination's per-segment price (``SmsPrice``, longest prefix).
+SMS credits bought in packs pay for segments first; only what credits do not cover is spent from the daily and
+monthly budgets, and the ``budget_cap`` gate compares that amount with what is left. A message the provider refuses
+outright still counts against the day's budget and rates (the provider was asked).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+import time as clock
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
+from django.utils import timezone
+
+from billing.models import SmsCreditEntry
+from events.services import publish
+from sms import counters
+from sms.gates import Action, Check, decide, parse_curve, sending_day, warmup_cap
+from sms.messages import compose
+from sms.models import (
+    Campaign,
+    CampaignGateCount,
+    CampaignNumber,
+    CampaignStatus,
+    CampaignTemplate,
+    Contact,
+    DoNotContact,
+    JobState,
+    SendCounter,
+    SendJob,
+    ShortLink,
+    SmsPrice,
+    SmsSettings,
+)
+from sms.providers import get_provider
+from sms.providers.base import MessageProvider, OutboundMessage, ProviderError
+from sms.segments import count as segment_count
+from tenancy.emails import email_send
+from tenancy.models import Membership, Organization, Role
+from tenancy.recordset import among, insert_rows, update_rows
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500  # jobs claimed per organization per transaction
+RECORD_EVERY = 200  # provider answers recorded per transaction
+LEASE = timedelta(minutes=10)  # how long a SENDING job is left to its worker before it is reconciled
+HOLD = timedelta(minutes=1)  # a job held by the kill switch or a paused campaign is looked at again after this
+RETRY_AFTER = timedelta(minutes=2)  # a send that failed in a retryable way is reconciled after this
+RECONCILE_LIMIT = 200
+NO_PRICE = "no_price"  # reason of a job whose destination has no price (staff must add one)
+CANCELED = "canceled"  # reason of a job whose campaign was canceled or completed before it went
+SENT_STATES = (JobState.SENDING, JobState.SENT, JobState.DELIVERED)
+ALERT_ROLES = (Role.OWNER, Role.ADMIN, Role.MANAGER)
+
+
+@dataclass
+class Outcome:
+    """What one run did."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    held: int = 0  # deferred or waiting behind a gate
+    reconciled: int = 0  # found already sent at the provider
+    requeued: int = 0  # found not sent: queued again
+    completed: int = 0  # campaigns finished
+    gates: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class _Number:
+    id: uuid.UUID
+    phone: str
+    per_second: int
+    cap: int  # today's warm-up cap
+
+
+@dataclass
+class _Campaign:
+    status: str
+    link_url: str
+    start_at: datetime | None
+    templates: list[str] = field(default_factory=list)
+    numbers: list[_Number] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Send:
+    job_id: int
+    message: OutboundMessage
+
+
+@dataclass
+class _Batch:
+    organization_id: uuid.UUID
+    claimed: int
+    sends: list[_Send]
+
+
+class Prices:
+    """Per-segment prices by destination, longest prefix first; read once per run."""
+
+    def __init__(self) -> None:
+        rows = SmsPrice.objects.values_list("prefix", "segment_price")
+        self._rows = sorted(rows, key=lambda row: len(row[0]), reverse=True)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one Prices per run, dropped with it
+    def of(self, phone: str) -> Decimal | None:
+        return next((price for prefix, price in self._rows if phone.startswith(prefix)), None)
+
+
+def status_callback_url() -> str:
+    return f"{settings.SITE_URL}/webhooks/twilio/status/"
+
+
+def dispatch(
+    *,
+    provider: MessageProvider | None = None,
+    limit: int = BATCH,
+    seconds: float | None = None,
+) -> Outcome:
+    """Reconcile stale SENDING jobs, start scheduled campaigns, then gate and send due jobs, organization by
+    organization, until nothing is due now or ``seconds`` have passed (``None``: until nothing is due)."""
+    provider = provider or get_provider()
+    outcome = Outcome()
+    reconcile(provider=provider, outcome=outcome)
+    _start_scheduled(timezone.now())
+    prices = Prices()
+    deadline = None if seconds is None else clock.monotonic() + seconds
+    while True:
+        progressed = False
+        for organization_id in _due_organizations(timezone.now()):
+            while True:
+                batch = _gate(organization_id, timezone.now(), limit, prices, outcome)
+                if batch is None:
+                    break
+                progressed = True
+                _send(batch, provider, outcome)
+                if batch.claimed < limit or (deadline is not None and clock.monotonic() > deadline):
+                    break
+            if deadline is not None and clock.monotonic() > deadline:
+                break
+        if not progressed or (deadline is not None and clock.monotonic() > deadline):
+            break
+    outcome.completed += complete_finished()
+    return outcome
+
+
+def _due_organizations(now: datetime) -> list[uuid.UUID]:
+    due = (
+        SendJob.objects.filter(state=JobState.QUEUED)
+        .filter(Q(deferred_until__isnull=True) | Q(deferred_until__lte=now))
+        .order_by()
+        .values_list("organization_id", flat=True)
+        .distinct()
+    )
+    found = list(due)
+    if found:
+        SmsSettings.objects.bulk_create(
+            [SmsSettings(organization_id=pk) for pk in found], ignore_conflicts=True
+        )  # every organization sending has settings to lock
+    return found
+
+
+def _start_scheduled(now: datetime) -> None:
+    Campaign.objects.filter(status=CampaignStatus.SCHEDULED, start_at__lte=now).update(
+        status=CampaignStatus.RUNNING, updated_at=now
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _zone(name: str) -> str | None:
+    """``name`` when it is a zone this machine knows, else None."""
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+@functools.lru_cache(maxsize=256)
+def _curve(text: str) -> tuple[int, ...]:
+    try:
+        return parse_curve(text)
+    except ValueError:
+        return (0,)  # an unreadable curve sends nothing rather than everything
+
+
+def _gate(organization_id: uuid.UUID, now: datetime, limit: int, prices: Prices, outcome: Outcome) -> _Batch | None:
+    """Claim and decide up to ``limit`` of the organization's due jobs in one transaction; None when another worker
+    holds the organization or nothing is due."""
+    with transaction.atomic():
+        locked = (
+            SmsSettings.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("organization")
+            .filter(organization_id=organization_id)
+            .first()
+        )
+        if locked is None:
+            return None
+        jobs = list(
+            SendJob.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(organization_id=organization_id, state=JobState.QUEUED)
+            .filter(Q(deferred_until__isnull=True) | Q(deferred_until__lte=now))
+            .order_by("id")
+            .values_list("id", "campaign_id", "contact_id", "position", "attempts")[:limit]
+        )
+        if not jobs:
+            return None
+        planner = _Planner(locked, now, prices)
+        planner.load(jobs)
+        for job in jobs:
+            planner.decide(*job)
+        planner.write()
+    outcome.skipped += planner.skipped
+    outcome.held += planner.held
+    outcome.gates.update({gate: hits for (_, gate), hits in planner.gate_hits.items()})
+    return _Batch(organization_id=organization_id, claimed=len(jobs), sends=planner.sends)
+
+
+class _Planner:
+    """Decides one claimed batch of an organization's jobs and writes the result: job rows, counters, gate counts,
+    short links and credits used. Reads and writes a fixed number of queries whatever the batch size."""
+
+    def __init__(self, sms_settings: SmsSettings, now: datetime, prices: Prices) -> None:
+        self.settings = sms_settings
+        self.organization: Organization = sms_settings.organization
+        self.now = now
+        self.prices = prices
+        self.zone = _zone(self.organization.timezone) or settings.TIME_ZONE
+        self.sender = sms_settings.business_name or self.organization.display_name
+        self.rows: list[list[object]] = []
+        self.sends: list[_Send] = []
+        self.links: list[list[object]] = []
+        self.gate_hits: Counter[tuple[uuid.UUID, str]] = Counter()
+        self.skipped = 0
+        self.held = 0
+        self.credits_used = 0
+        self.spent = Decimal("0")
+
+    # --- reading ---------------------------------------------------------------------------------------------------
+
+    def load(self, jobs: Sequence[tuple[Any, ...]]) -> None:
+        organization_id = self.organization.pk
+        campaign_ids = {job[1] for job in jobs}
+        contact_ids = {job[2] for job in jobs}
+        today = self.now.astimezone(ZoneInfo(self.zone)).date()
+
+        self.campaigns: dict[uuid.UUID, _Campaign] = {
+            pk: _Campaign(status=status, link_url=link, start_at=start)
+            for pk, status, link, start in Campaign.objects.for_org(organization_id)
+            .filter(pk__in=campaign_ids)
+            .values_list("id", "status", "link_url", "start_at")
+        }
+        templates = CampaignTemplate.objects.filter(campaign_id__in=campaign_ids).order_by(
+            "campaign_id", "position", "id"
+        )
+        for campaign_id, body in templates.values_list("campaign_id", "template__body"):
+            self.campaigns[campaign_id].templates.append(body)
+        numbers = CampaignNumber.objects.filter(
+            campaign_id__in=campaign_ids, number__active=True, number__organization_id=organization_id
+        ).order_by("number__phone_e164")
+        for campaign_id, pk, phone, per_second, start, curve in numbers.values_list(
+            "campaign_id",
+            "number_id",
+            "number__phone_e164",
+            "number__per_second",
+            "number__warmup_start",
+            "number__warmup_curve",
+        ):
+            cap = warmup_cap(sending_day(start, today), _curve(curve))
+            self.campaigns[campaign_id].numbers.append(_Number(pk, phone, per_second, cap))
+
+        self.contacts = {
+            row[0]: row
+            for row in Contact.objects.for_org(organization_id)
+            .filter(id__in=among(Contact._meta.get_field("id"), contact_ids))
+            .values_list("id", "phone_e164", "first_name", "last_name", "timezone", "consent_at")
+        }
+        phones = [row[1] for row in self.contacts.values()]
+        self.dnc = set(
+            DoNotContact.objects.for_org(organization_id)
+            .filter(phone_e164__in=among(DoNotContact._meta.get_field("phone_e164"), phones))
+            .values_list("phone_e164", flat=True)
+        )
+        self.last_sent: dict[uuid.UUID, datetime] = dict(
+            SendJob.objects.for_org(organization_id)
+            .filter(contact_id__in=among(SendJob._meta.get_field("contact"), contact_ids), state__in=SENT_STATES)
+            .filter(sent_at__isnull=False)
+            .order_by()
+            .values("contact_id")
+            .annotate(last=Max("sent_at"))
+            .values_list("contact_id", "last")
+        )
+
+        self.day_window = counters.day_window(self.now, self.zone)
+        self.month_window = counters.month_window(self.now, self.zone)
+        self.minute_window = counters.minute_window(self.now)
+        self.second_window = counters.second_window(self.now)
+        numbers_all = {number.id for campaign in self.campaigns.values() for number in campaign.numbers}
+        self.keys = {
+            counters.spend_day_key(organization_id): self.day_window,
+            counters.spend_month_key(organization_id): self.month_window,
+            counters.rate_key(organization_id): self.minute_window,
+            **{counters.second_key(pk): self.second_window for pk in numbers_all},
+            **{counters.day_key(pk): self.day_window for pk in numbers_all},
+        }
+        match = Q(pk__in=[])
+        for key, window in self.keys.items():
+            match |= Q(key=key, window=window)
+        rows = SendCounter.objects.filter(match).values_list("key", "count", "amount")
+        found = {key: (n, amount) for key, n, amount in rows}
+        self.counts: dict[str, int] = {key: found.get(key, (0, Decimal("0")))[0] for key in self.keys}
+        self.amounts: dict[str, Decimal] = {key: found.get(key, (0, Decimal("0")))[1] for key in self.keys}
+        self.start_counts = dict(self.counts)
+        self.start_amounts = dict(self.amounts)
+        balance = SmsCreditEntry.objects.for_org(organization_id).aggregate(total=Sum("credits"))["total"]
+        self.credits = max(0, int(balance or 0))
+        self.sent_contacts: set[uuid.UUID] = set()
+
+    # --- deciding --------------------------------------------------------------------------------------------------
+
+    def decide(self, job_id: int, campaign_id: uuid.UUID, contact_id: uuid.UUID, position: int, attempts: int) -> None:
+        campaign = self.campaigns[campaign_id]
+        contact = self.contacts[contact_id]
+        _, phone, first_name, last_name, contact_zone, consent_at = contact
+        if campaign.status in (CampaignStatus.CANCELED, CampaignStatus.COMPLETED, CampaignStatus.DRAFT):
+            return self._skip(job_id, campaign_id, CANCELED, count=False)
+        if campaign.status == CampaignStatus.SCHEDULED and campaign.start_at and campaign.start_at > self.now:
+            return self._hold(job_id, campaign_id, "", campaign.start_at, attempts, count=False)
+        price = self.prices.of(phone)
+        if price is None or not campaign.templates:
+            logger.warning("sms job %s: no price for %s or no template; held", job_id, phone[:4])
+            return self._hold(job_id, campaign_id, NO_PRICE, self.now + HOLD, attempts, count=False)
+
+        template = campaign.templates[position % len(campaign.templates)]
+        token = _token() if "{link}" in template else ""
+        link = f"https://{settings.SMS_SHORT_DOMAIN}/s/{token}" if token else ""
+        body = compose(template, {"first_name": first_name, "last_name": last_name, "link": link}, self.sender)
+        parts = segment_count(body).parts
+        covered = min(parts, self.credits)
+        charge = price * (parts - covered)
+
+        organization_id = self.organization.pk
+        day_key, month_key = counters.spend_day_key(organization_id), counters.spend_month_key(organization_id)
+        rate_key = counters.rate_key(organization_id)
+        usable = [n for n in campaign.numbers if self.counts[counters.day_key(n.id)] < n.cap]
+        ready = [n for n in usable if self.counts[counters.second_key(n.id)] < n.per_second]
+        rate_wait: timedelta | None = None
+        if self.counts[rate_key] >= self.settings.messages_per_minute:
+            rate_wait = counters.next_minute(self.now) - self.now
+        elif usable and not ready:
+            rate_wait = counters.next_second(self.now) - self.now
+        last = self.now if contact_id in self.sent_contacts else self.last_sent.get(contact_id)
+
+        verdict = decide(
+            Check(
+                now=self.now,
+                organization_zone=self.zone,
+                contact_zone=_zone(contact_zone),
+                kill_switch=self.settings.kill_switch,
+                paused=campaign.status == CampaignStatus.PAUSED,
+                cost=charge,
+                spent_today=self.amounts[day_key],
+                spent_this_month=self.amounts[month_key],
+                daily_cap=self.settings.daily_budget,
+                monthly_cap=self.settings.monthly_budget,
+                on_dnc=phone in self.dnc,
+                has_consent=consent_at is not None,
+                last_campaign_message_at=last,
+                suppression_days=self.settings.suppression_days,
+                rate_wait=rate_wait,
+                warmup_full=not usable,
+            )
+        )
+        if verdict.action == Action.SKIP:
+            return self._skip(job_id, campaign_id, str(verdict.gate))
+        if verdict.action != Action.SEND:
+            until = verdict.until or self.now + HOLD
+            return self._hold(job_id, campaign_id, str(verdict.gate), until, attempts)
+
+        number = max(ready, key=lambda n: n.cap - self.counts[counters.day_key(n.id)])
+        for key in (rate_key, counters.second_key(number.id), counters.day_key(number.id)):
+            self.counts[key] += 1
+        self.amounts[day_key] += charge
+        self.amounts[month_key] += charge
+        self.spent += charge
+        self.credits -= covered
+        self.credits_used += covered
+        self.sent_contacts.add(contact_id)
+        cost = price * parts
+        self.rows.append([job_id, JobState.SENDING, "", None, self.now + LEASE, number.id, body, parts, cost, self.now,
+                          attempts + 1])  # fmt: skip
+        self.sends.append(_Send(job_id, OutboundMessage(phone, number.phone, body, status_callback_url())))
+        if token:
+            expires = self.now + timedelta(days=settings.SMS_SHORT_LINK_DAYS)
+            self.links.append([organization_id, token, job_id, campaign.link_url, expires, self.now])
+
+    def _skip(self, job_id: int, campaign_id: uuid.UUID, reason: str, *, count: bool = True) -> None:
+        self.rows.append([job_id, JobState.SKIPPED, reason, None, None, None, "", 0, Decimal("0"), None, 0])
+        self.skipped += 1
+        if count:
+            self.gate_hits[campaign_id, reason] += 1
+
+    def _hold(
+        self, job_id: int, campaign_id: uuid.UUID, reason: str, until: datetime, attempts: int, *, count: bool = True
+    ) -> None:
+        self.rows.append([job_id, JobState.QUEUED, reason, until, None, None, "", 0, Decimal("0"), None, attempts])
+        self.held += 1
+        if count:
+            self.gate_hits[campaign_id, reason] += 1
+
+    # --- writing ---------------------------------------------------------------------------------------------------
+
+    def write(self) -> None:
+        update_rows(SendJob, JOB_FIELDS, self.rows)
+        insert_rows(ShortLink, ["organization", "token", "job", "url", "expires_at", "created_at"], self.links)
+        self._write_counters()
+        _add_gate_hits(self.gate_hits)
+        if self.credits_used:
+            SmsCreditEntry.objects.create(
+                organization=self.organization,
+                credits=-self.credits_used,
+                reason=f"{len(self.sends)} campaign messages",
+                source_key=f"sms-dispatch:{uuid.uuid4()}",
+            )
+        if self.spent:
+            organization_id = self.organization.pk
+            today = self.amounts[counters.spend_day_key(organization_id)]
+            month = self.amounts[counters.spend_month_key(organization_id)]
+            _budget_alert(self.settings, self.now, self.zone, today, month)
+
+    def _write_counters(self) -> None:
+        rows = []
+        for key, window in self.keys.items():
+            added = self.counts[key] - self.start_counts[key]
+            amount = self.amounts[key] - self.start_amounts[key]
+            if added or amount:
+                rows.append((key, window, added, amount))
+        add_to_counters(rows)
+
+
+JOB_FIELDS = [
+    "state",
+    "reason",
+    "deferred_until",
+    "lease_until",
+    "number",
+    "body",
+    "segments",
+    "cost",
+    "sent_at",
+    "attempts",
+]
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(7)  # 10 characters, 56 random bits
+
+
+def add_to_counters(rows: Sequence[tuple[str, datetime, int, Decimal]]) -> None:
+    """Add ``(key, window, count, amount)`` to the counters, creating the rows that do not exist, in one statement."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(SendCounter._meta.db_table)
+    window = quote("window")
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+    params: list[Any] = []
+    for key, at, added, amount in sorted(rows):  # a fixed order: concurrent upserts lock rows alike
+        params += [key, at, added, amount]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (key, {window}, count, amount) VALUES {values} "  # noqa: S608 - names from the model
+            f"ON CONFLICT (key, {window}) DO UPDATE SET count = {table}.count + EXCLUDED.count, "
+            f"amount = {table}.amount + EXCLUDED.amount",
+            params,
+        )
+
+
+def _add_gate_hits(hits: Counter[tuple[uuid.UUID, str]]) -> None:
+    if not hits:
+        return
+    quote = connection.ops.quote_name
+    table = quote(CampaignGateCount._meta.db_table)
+    values = ", ".join(["(%s, %s, %s)"] * len(hits))
+    params: list[Any] = []
+    campaign_field = CampaignGateCount._meta.get_field("campaign")
+    for (campaign_id, gate), hits_count in sorted(hits.items()):
+        params += [campaign_field.get_db_prep_value(campaign_id, connection), gate, hits_count]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (campaign_id, gate, count) VALUES {values} "  # noqa: S608 - names from the model
+            f"ON CONFLICT (campaign_id, gate) DO UPDATE SET count = {table}.count + EXCLUDED.count",
+            params,
+        )
+
+
+def _budget_alert(
+    sms_settings: SmsSettings, now: datetime, zone: str, spent_today: Decimal, spent_this_month: Decimal
+) -> None:
+    """Email the organization's owners, admins and managers once per day (or month) when spending reaches 80 % of the
+    daily (or monthly) budget. ``budget_alerted`` remembers the periods already told."""
+    local = now.astimezone(ZoneInfo(zone))
+    marks = set(sms_settings.budget_alerted.split())
+    due = []
+    day_mark, month_mark = f"D{local:%Y%m%d}", f"M{local:%Y%m}"
+    if sms_settings.daily_budget and spent_today >= sms_settings.daily_budget * counters.ALERT_SHARE:
+        if day_mark not in marks:
+            due.append(("daily", spent_today, sms_settings.daily_budget))
+        marks = {mark for mark in marks if not mark.startswith("D")} | {day_mark}
+    if sms_settings.monthly_budget and spent_this_month >= sms_settings.monthly_budget * counters.ALERT_SHARE:
+        if month_mark not in marks:
+            due.append(("monthly", spent_this_month, sms_settings.monthly_budget))
+        marks = {mark for mark in marks if not mark.startswith("M")} | {month_mark}
+    if not due:
+        return
+    sms_settings.budget_alerted = " ".join(sorted(marks))
+    sms_settings.save(update_fields=["budget_alerted", "updated_at"])
+    organization = sms_settings.organization
+    recipients = sorted(
+        Membership.objects.filter(organization=organization, role__in=ALERT_ROLES, user__is_active=True).values_list(
+            "user__email", flat=True
+        )
+    )
+    if recipients:
+        email_send(
+            to=recipients,
+            template="sms_budget_alert",
+            context={
+                "organization": organization,
+                "caps": [
+                    {"period": period, "spent": spent, "cap": cap, "share": round(spent * 100 / cap)}
+                    for period, spent, cap in due
+                ],
+                "currency": organization.currency,
+            },
+            organization=organization,
+        )
+
+
+def _send(batch: _Batch, provider: MessageProvider, outcome: Outcome) -> None:
+    """Hand each message to the provider and record the answers every ``RECORD_EVERY`` messages."""
+    answers: list[list[object]] = []
+    sids: list[str] = []
+    for send in batch.sends:
+        try:
+            state = provider.send(send.message)
+        except ProviderError as error:
+            if error.retryable:
+                # It may have been accepted: leave it SENDING, to be reconciled (looked up) after a short while.
+                answers.append([send.job_id, JobState.SENDING, None, error.code or "", timezone.now() + RETRY_AFTER])
+            else:
+                logger.info("sms job %s refused by the provider: %s", send.job_id, error.message)
+                answers.append([send.job_id, JobState.FAILED, None, error.code or "refused", None])
+                outcome.failed += 1
+        else:
+            answers.append([send.job_id, JobState.SENT, state.sid, "", None])
+            sids.append(state.sid)
+            outcome.sent += 1
+        if len(answers) >= RECORD_EVERY:
+            _record(answers, sids)
+            answers, sids = [], []
+    _record(answers, sids)
+
+
+def _record(answers: list[list[object]], sids: list[str]) -> None:
+    if not answers:
+        return
+    with transaction.atomic():
+        update_rows(SendJob, ["state", "provider_sid", "error_code", "lease_until"], answers)
+        if sids and settings.SMS_SANDBOX_CALLBACKS and settings.SMS_PROVIDER == "sandbox":
+            from sms.tasks import post_sandbox_callbacks
+
+            transaction.on_commit(lambda: post_sandbox_callbacks.delay(sids))
+
+
+def reconcile(*, provider: MessageProvider | None = None, outcome: Outcome | None = None) -> Outcome:
+    """Settle jobs left SENDING past their lease: SENT when the provider has the message, else QUEUED again."""
+    provider = provider or get_provider()
+    outcome = outcome or Outcome()
+    now = timezone.now()
+    with transaction.atomic():
+        stale = list(
+            SendJob.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(state=JobState.SENDING, lease_until__lt=now)
+            .order_by("id")
+            .values_list("id", "body", "sent_at", "contact__phone_e164", "number__phone_e164", "attempts")[
+                :RECONCILE_LIMIT
+            ]
+        )
+        found_rows: list[list[object]] = []
+        again: list[list[object]] = []
+        for job_id, body, sent_at, to, from_, _attempts in stale:
+            try:
+                found = provider.find(
+                    to=to, from_=from_ or "", body=body, sent_after=(sent_at or now) - timedelta(minutes=1)
+                )
+            except ProviderError as error:
+                logger.warning("sms job %s: could not ask the provider (%s); trying later", job_id, error.message)
+                found_rows.append([job_id, JobState.SENDING, None, error.code or "", now + RETRY_AFTER])
+                continue
+            if found is not None:
+                found_rows.append([job_id, JobState.SENT, found.sid, "", None])
+                outcome.reconciled += 1
+            else:
+                again.append([job_id, JobState.QUEUED, "", None, None, None, "", 0, Decimal("0"), None])
+                outcome.requeued += 1
+        update_rows(SendJob, ["state", "provider_sid", "error_code", "lease_until"], found_rows)
+        update_rows(SendJob, [*JOB_FIELDS[:-1]], again)
+        if again:
+            # The message never left: its short link was never seen, and the next attempt makes a new one.
+            ShortLink.objects.filter(job_id__in=[row[0] for row in again]).delete()
+    return outcome
+
+
+def complete_finished() -> int:
+    """Mark RUNNING campaigns with nothing left to send COMPLETED, announcing each once."""
+    pending = SendJob.objects.filter(campaign=OuterRef("pk"), state__in=[JobState.QUEUED, JobState.SENDING])
+    done = 0
+    for campaign_id in (
+        Campaign.objects.filter(status=CampaignStatus.RUNNING).exclude(Exists(pending)).values_list("id", flat=True)
+    ):
+        with transaction.atomic():
+            campaign = (
+                Campaign.objects.select_for_update(skip_locked=True)
+                .select_related("organization")
+                .filter(pk=campaign_id, status=CampaignStatus.RUNNING)
+                .exclude(Exists(pending))
+                .first()
+            )
+            if campaign is None:
+                continue
+            campaign.status = CampaignStatus.COMPLETED
+            campaign.completed_at = timezone.now()
+            campaign.save(update_fields=["status", "completed_at", "updated_at"])
+            states = dict(
+                SendJob.objects.filter(campaign=campaign)
+                .values("state")
+                .annotate(n=Count("id"))
+                .values_list("state", "n")
+            )
+            publish(
+                campaign.organization,
+                "campaign.completed",
+                {"id": str(campaign.pk), "name": campaign.name, "jobs": {str(k): int(v) for k, v in states.items()}},
+            )
+            done += 1
+    return done

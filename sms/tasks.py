@@ -1,0 +1,43 @@
+"""Messaging's background work: the dispatcher (beat, every few seconds), counter clean-up, sandbox callbacks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from sms.models import SendCounter
+from sms.services.dispatch import dispatch
+
+# A month's spending counter is needed for the whole month; every other window for a day at most.
+KEEP_DAYS = 2
+KEEP_MONTH_DAYS = 40
+
+
+@shared_task
+def dispatch_messages() -> int:
+    """Beat: gate and send due campaign messages for up to ``SMS_DISPATCH_SECONDS``. Several may run at once: each
+    organization is worked by one at a time, and jobs are claimed with SKIP LOCKED."""
+    outcome = dispatch(seconds=settings.SMS_DISPATCH_SECONDS)
+    return outcome.sent
+
+
+@shared_task
+def purge_counters() -> int:
+    """Beat: forget rate, warm-up and spending windows that can no longer matter."""
+    now = timezone.now()
+    stale = Q(window__lt=now - timedelta(days=KEEP_DAYS)) & ~Q(key__endswith=":month")
+    stale |= Q(window__lt=now - timedelta(days=KEEP_MONTH_DAYS))
+    deleted, _ = SendCounter.objects.filter(stale).delete()
+    return deleted
+
+
+@shared_task
+def post_sandbox_callbacks(sids: list[str]) -> int:
+    """The sandbox provider's simulated status callbacks, signed and posted to the real webhook."""
+    from sms.sandbox_callbacks import post_callbacks
+
+    return post_callbacks(sids)

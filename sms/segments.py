@@ -84,14 +84,21 @@ class Segments:
     per_part: int
 
 
+_GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
     """True when every character of ``text`` is in the GSM 03.38 basic or extension table."""
-    return all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in text)
+    return _GSM7_ALL.issuperset(text)
 
 
 def count(text: str) -> Segments:
     """Encoding, units and billed parts of ``text`` (see the module docstring for the rules)."""
     if is_gsm7(text):
+        # Most texts fit one part with no escapes: settle those without looking at each character in Python.
+        units = len(text) + sum(map(GSM7_EXTENSION.__contains__, text))
+        if units <= _GSM7_SINGLE:
+            return Segments(encoding=Encoding.GSM7, units=units, parts=1, per_part=_GSM7_SINGLE)
         widths = [2 if char in GSM7_EXTENSION else 1 for char in text]
         return _pack(Encoding.GSM7, widths, single=_GSM7_SINGLE, multi=_GSM7_MULTI)
     # A code point above U+FFFF is a surrogate pair in UTF-16. (A lone surrogate in a Python string is one unit.)

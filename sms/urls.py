@@ -1,5 +1,10 @@
 """Messaging's public routes (provider webhooks and short links), included at the site root by msp.urls."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, re_path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from sms import webhooks
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    re_path(r"^webhooks/twilio/status/?$", webhooks.twilio_status, name="sms-twilio-status"),
+    re_path(r"^webhooks/twilio/inbound/?$", webhooks.twilio_inbound, name="sms-twilio-inbound"),
+]

@@ -28,7 +28,6 @@ outright still counts against the day's budget and rates (the provider was asked
 
 from __future__ import annotations
 
-import functools
 import logging
 import secrets
 import time as clock
@@ -39,21 +38,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
+from django.db import transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from billing.models import SmsCreditEntry
-from events.services import publish
 from sms import counters
-from sms.gates import Action, Check, decide, parse_curve, sending_day, warmup_cap
+from sms.gates import Action, Check, decide, sending_day, warmup_cap
 from sms.messages import compose
 from sms.models import (
     Campaign,
-    CampaignGateCount,
     CampaignNumber,
     CampaignStatus,
     CampaignTemplate,
@@ -63,42 +60,29 @@ from sms.models import (
     SendCounter,
     SendJob,
     ShortLink,
-    SmsPrice,
     SmsSettings,
 )
 from sms.providers import get_provider
 from sms.providers.base import MessageProvider, OutboundMessage, ProviderError
+from sms.sandbox_callbacks import status_callback_url
 from sms.segments import count as segment_count
-from tenancy.emails import email_send
-from tenancy.models import Membership, Organization, Role
+from sms.services.lookups import Prices, last_messages, warmup_curve, zone_or_none
+from sms.services.settle import JOB_FIELDS, RETRY_AFTER, Outcome, complete_finished, reconcile
+from sms.services.tallies import add_gate_hits, add_to_counters, budget_alert
+from tenancy.models import Organization
 from tenancy.recordset import among, insert_rows, update_rows
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["BATCH", "Outcome", "Prices", "dispatch", "reconcile"]
+
 BATCH = 500  # jobs claimed per organization per transaction
-RECORD_EVERY = 200  # provider answers recorded per transaction
+RECORD_EVERY = 500  # provider answers recorded per transaction, or every RECORD_SECONDS, whichever comes first
+RECORD_SECONDS = 1.0
 LEASE = timedelta(minutes=10)  # how long a SENDING job is left to its worker before it is reconciled
 HOLD = timedelta(minutes=1)  # a job held by the kill switch or a paused campaign is looked at again after this
-RETRY_AFTER = timedelta(minutes=2)  # a send that failed in a retryable way is reconciled after this
-RECONCILE_LIMIT = 200
 NO_PRICE = "no_price"  # reason of a job whose destination has no price (staff must add one)
 CANCELED = "canceled"  # reason of a job whose campaign was canceled or completed before it went
-SENT_STATES = (JobState.SENDING, JobState.SENT, JobState.DELIVERED)
-ALERT_ROLES = (Role.OWNER, Role.ADMIN, Role.MANAGER)
-
-
-@dataclass
-class Outcome:
-    """What one run did."""
-
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    held: int = 0  # deferred or waiting behind a gate
-    reconciled: int = 0  # found already sent at the provider
-    requeued: int = 0  # found not sent: queued again
-    completed: int = 0  # campaigns finished
-    gates: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -107,6 +91,8 @@ class _Number:
     phone: str
     per_second: int
     cap: int  # today's warm-up cap
+    day_key: str
+    second_key: str
 
 
 @dataclass
@@ -129,22 +115,6 @@ class _Batch:
     organization_id: uuid.UUID
     claimed: int
     sends: list[_Send]
-
-
-class Prices:
-    """Per-segment prices by destination, longest prefix first; read once per run."""
-
-    def __init__(self) -> None:
-        rows = SmsPrice.objects.values_list("prefix", "segment_price")
-        self._rows = sorted(rows, key=lambda row: len(row[0]), reverse=True)
-
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one Prices per run, dropped with it
-    def of(self, phone: str) -> Decimal | None:
-        return next((price for prefix, price in self._rows if phone.startswith(prefix)), None)
-
-
-def status_callback_url() -> str:
-    return f"{settings.SITE_URL}/webhooks/twilio/status/"
 
 
 def dispatch(
@@ -202,26 +172,6 @@ def _start_scheduled(now: datetime) -> None:
     )
 
 
-@functools.lru_cache(maxsize=512)
-def _zone(name: str) -> str | None:
-    """``name`` when it is a zone this machine knows, else None."""
-    if not name:
-        return None
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return name
-
-
-@functools.lru_cache(maxsize=256)
-def _curve(text: str) -> tuple[int, ...]:
-    try:
-        return parse_curve(text)
-    except ValueError:
-        return (0,)  # an unreadable curve sends nothing rather than everything
-
-
 def _gate(organization_id: uuid.UUID, now: datetime, limit: int, prices: Prices, outcome: Outcome) -> _Batch | None:
     """Claim and decide up to ``limit`` of the organization's due jobs in one transaction; None when another worker
     holds the organization or nothing is due."""
@@ -263,7 +213,7 @@ class _Planner:
         self.organization: Organization = sms_settings.organization
         self.now = now
         self.prices = prices
-        self.zone = _zone(self.organization.timezone) or settings.TIME_ZONE
+        self.zone = zone_or_none(self.organization.timezone) or settings.TIME_ZONE
         self.sender = sms_settings.business_name or self.organization.display_name
         self.rows: list[list[object]] = []
         self.sends: list[_Send] = []
@@ -273,6 +223,11 @@ class _Planner:
         self.held = 0
         self.credits_used = 0
         self.spent = Decimal("0")
+        organization_id = self.organization.pk
+        self.spend_day_key = counters.spend_day_key(organization_id)
+        self.spend_month_key = counters.spend_month_key(organization_id)
+        self.rate_key = counters.rate_key(organization_id)
+        self.callback_url = status_callback_url()
 
     # --- reading ---------------------------------------------------------------------------------------------------
 
@@ -304,8 +259,10 @@ class _Planner:
             "number__warmup_start",
             "number__warmup_curve",
         ):
-            cap = warmup_cap(sending_day(start, today), _curve(curve))
-            self.campaigns[campaign_id].numbers.append(_Number(pk, phone, per_second, cap))
+            cap = warmup_cap(sending_day(start, today), warmup_curve(curve))
+            self.campaigns[campaign_id].numbers.append(
+                _Number(pk, phone, per_second, cap, counters.day_key(pk), counters.second_key(pk))
+            )
 
         self.contacts = {
             row[0]: row
@@ -319,15 +276,7 @@ class _Planner:
             .filter(phone_e164__in=among(DoNotContact._meta.get_field("phone_e164"), phones))
             .values_list("phone_e164", flat=True)
         )
-        self.last_sent: dict[uuid.UUID, datetime] = dict(
-            SendJob.objects.for_org(organization_id)
-            .filter(contact_id__in=among(SendJob._meta.get_field("contact"), contact_ids), state__in=SENT_STATES)
-            .filter(sent_at__isnull=False)
-            .order_by()
-            .values("contact_id")
-            .annotate(last=Max("sent_at"))
-            .values_list("contact_id", "last")
-        )
+        self.last_sent = last_messages(organization_id, contact_ids)
 
         self.day_window = counters.day_window(self.now, self.zone)
         self.month_window = counters.month_window(self.now, self.zone)
@@ -335,9 +284,9 @@ class _Planner:
         self.second_window = counters.second_window(self.now)
         numbers_all = {number.id for campaign in self.campaigns.values() for number in campaign.numbers}
         self.keys = {
-            counters.spend_day_key(organization_id): self.day_window,
-            counters.spend_month_key(organization_id): self.month_window,
-            counters.rate_key(organization_id): self.minute_window,
+            self.spend_day_key: self.day_window,
+            self.spend_month_key: self.month_window,
+            self.rate_key: self.minute_window,
             **{counters.second_key(pk): self.second_window for pk in numbers_all},
             **{counters.day_key(pk): self.day_window for pk in numbers_all},
         }
@@ -378,10 +327,10 @@ class _Planner:
         charge = price * (parts - covered)
 
         organization_id = self.organization.pk
-        day_key, month_key = counters.spend_day_key(organization_id), counters.spend_month_key(organization_id)
-        rate_key = counters.rate_key(organization_id)
-        usable = [n for n in campaign.numbers if self.counts[counters.day_key(n.id)] < n.cap]
-        ready = [n for n in usable if self.counts[counters.second_key(n.id)] < n.per_second]
+        day_key, month_key, rate_key = self.spend_day_key, self.spend_month_key, self.rate_key
+        counts = self.counts
+        usable = [n for n in campaign.numbers if counts[n.day_key] < n.cap]
+        ready = [n for n in usable if counts[n.second_key] < n.per_second]
         rate_wait: timedelta | None = None
         if self.counts[rate_key] >= self.settings.messages_per_minute:
             rate_wait = counters.next_minute(self.now) - self.now
@@ -393,7 +342,7 @@ class _Planner:
             Check(
                 now=self.now,
                 organization_zone=self.zone,
-                contact_zone=_zone(contact_zone),
+                contact_zone=zone_or_none(contact_zone),
                 kill_switch=self.settings.kill_switch,
                 paused=campaign.status == CampaignStatus.PAUSED,
                 cost=charge,
@@ -415,9 +364,9 @@ class _Planner:
             until = verdict.until or self.now + HOLD
             return self._hold(job_id, campaign_id, str(verdict.gate), until, attempts)
 
-        number = max(ready, key=lambda n: n.cap - self.counts[counters.day_key(n.id)])
-        for key in (rate_key, counters.second_key(number.id), counters.day_key(number.id)):
-            self.counts[key] += 1
+        number = max(ready, key=lambda n: n.cap - counts[n.day_key])
+        for key in (rate_key, number.second_key, number.day_key):
+            counts[key] += 1
         self.amounts[day_key] += charge
         self.amounts[month_key] += charge
         self.spent += charge
@@ -427,7 +376,7 @@ class _Planner:
         cost = price * parts
         self.rows.append([job_id, JobState.SENDING, "", None, self.now + LEASE, number.id, body, parts, cost, self.now,
                           attempts + 1])  # fmt: skip
-        self.sends.append(_Send(job_id, OutboundMessage(phone, number.phone, body, status_callback_url())))
+        self.sends.append(_Send(job_id, OutboundMessage(phone, number.phone, body, self.callback_url)))
         if token:
             expires = self.now + timedelta(days=settings.SMS_SHORT_LINK_DAYS)
             self.links.append([organization_id, token, job_id, campaign.link_url, expires, self.now])
@@ -452,7 +401,7 @@ class _Planner:
         update_rows(SendJob, JOB_FIELDS, self.rows)
         insert_rows(ShortLink, ["organization", "token", "job", "url", "expires_at", "created_at"], self.links)
         self._write_counters()
-        _add_gate_hits(self.gate_hits)
+        add_gate_hits(self.gate_hits)
         if self.credits_used:
             SmsCreditEntry.objects.create(
                 organization=self.organization,
@@ -461,10 +410,9 @@ class _Planner:
                 source_key=f"sms-dispatch:{uuid.uuid4()}",
             )
         if self.spent:
-            organization_id = self.organization.pk
-            today = self.amounts[counters.spend_day_key(organization_id)]
-            month = self.amounts[counters.spend_month_key(organization_id)]
-            _budget_alert(self.settings, self.now, self.zone, today, month)
+            today = self.amounts[self.spend_day_key]
+            month = self.amounts[self.spend_month_key]
+            budget_alert(self.settings, self.now, self.zone, today, month)
 
     def _write_counters(self) -> None:
         rows = []
@@ -476,109 +424,15 @@ class _Planner:
         add_to_counters(rows)
 
 
-JOB_FIELDS = [
-    "state",
-    "reason",
-    "deferred_until",
-    "lease_until",
-    "number",
-    "body",
-    "segments",
-    "cost",
-    "sent_at",
-    "attempts",
-]
-
-
 def _token() -> str:
     return secrets.token_urlsafe(7)  # 10 characters, 56 random bits
 
 
-def add_to_counters(rows: Sequence[tuple[str, datetime, int, Decimal]]) -> None:
-    """Add ``(key, window, count, amount)`` to the counters, creating the rows that do not exist, in one statement."""
-    if not rows:
-        return
-    quote = connection.ops.quote_name
-    table = quote(SendCounter._meta.db_table)
-    window = quote("window")
-    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
-    params: list[Any] = []
-    for key, at, added, amount in sorted(rows):  # a fixed order: concurrent upserts lock rows alike
-        params += [key, at, added, amount]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (key, {window}, count, amount) VALUES {values} "  # noqa: S608 - names from the model
-            f"ON CONFLICT (key, {window}) DO UPDATE SET count = {table}.count + EXCLUDED.count, "
-            f"amount = {table}.amount + EXCLUDED.amount",
-            params,
-        )
-
-
-def _add_gate_hits(hits: Counter[tuple[uuid.UUID, str]]) -> None:
-    if not hits:
-        return
-    quote = connection.ops.quote_name
-    table = quote(CampaignGateCount._meta.db_table)
-    values = ", ".join(["(%s, %s, %s)"] * len(hits))
-    params: list[Any] = []
-    campaign_field = CampaignGateCount._meta.get_field("campaign")
-    for (campaign_id, gate), hits_count in sorted(hits.items()):
-        params += [campaign_field.get_db_prep_value(campaign_id, connection), gate, hits_count]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (campaign_id, gate, count) VALUES {values} "  # noqa: S608 - names from the model
-            f"ON CONFLICT (campaign_id, gate) DO UPDATE SET count = {table}.count + EXCLUDED.count",
-            params,
-        )
-
-
-def _budget_alert(
-    sms_settings: SmsSettings, now: datetime, zone: str, spent_today: Decimal, spent_this_month: Decimal
-) -> None:
-    """Email the organization's owners, admins and managers once per day (or month) when spending reaches 80 % of the
-    daily (or monthly) budget. ``budget_alerted`` remembers the periods already told."""
-    local = now.astimezone(ZoneInfo(zone))
-    marks = set(sms_settings.budget_alerted.split())
-    due = []
-    day_mark, month_mark = f"D{local:%Y%m%d}", f"M{local:%Y%m}"
-    if sms_settings.daily_budget and spent_today >= sms_settings.daily_budget * counters.ALERT_SHARE:
-        if day_mark not in marks:
-            due.append(("daily", spent_today, sms_settings.daily_budget))
-        marks = {mark for mark in marks if not mark.startswith("D")} | {day_mark}
-    if sms_settings.monthly_budget and spent_this_month >= sms_settings.monthly_budget * counters.ALERT_SHARE:
-        if month_mark not in marks:
-            due.append(("monthly", spent_this_month, sms_settings.monthly_budget))
-        marks = {mark for mark in marks if not mark.startswith("M")} | {month_mark}
-    if not due:
-        return
-    sms_settings.budget_alerted = " ".join(sorted(marks))
-    sms_settings.save(update_fields=["budget_alerted", "updated_at"])
-    organization = sms_settings.organization
-    recipients = sorted(
-        Membership.objects.filter(organization=organization, role__in=ALERT_ROLES, user__is_active=True).values_list(
-            "user__email", flat=True
-        )
-    )
-    if recipients:
-        email_send(
-            to=recipients,
-            template="sms_budget_alert",
-            context={
-                "organization": organization,
-                "caps": [
-                    {"period": period, "spent": spent, "cap": cap, "share": round(spent * 100 / cap)}
-                    for period, spent, cap in due
-                ],
-                "currency": organization.currency,
-            },
-            organization=organization,
-        )
-
-
 def _send(batch: _Batch, provider: MessageProvider, outcome: Outcome) -> None:
-    """Hand each message to the provider and record the answers every ``RECORD_EVERY`` messages."""
+    """Hand each message to the provider; record the answers every ``RECORD_EVERY`` messages or ``RECORD_SECONDS``."""
     answers: list[list[object]] = []
     sids: list[str] = []
+    recorded = clock.monotonic()
     for send in batch.sends:
         try:
             state = provider.send(send.message)
@@ -594,9 +448,9 @@ def _send(batch: _Batch, provider: MessageProvider, outcome: Outcome) -> None:
             answers.append([send.job_id, JobState.SENT, state.sid, "", None])
             sids.append(state.sid)
             outcome.sent += 1
-        if len(answers) >= RECORD_EVERY:
+        if len(answers) >= RECORD_EVERY or clock.monotonic() - recorded > RECORD_SECONDS:
             _record(answers, sids)
-            answers, sids = [], []
+            answers, sids, recorded = [], [], clock.monotonic()
     _record(answers, sids)
 
 
@@ -609,77 +463,3 @@ def _record(answers: list[list[object]], sids: list[str]) -> None:
             from sms.tasks import post_sandbox_callbacks
 
             transaction.on_commit(lambda: post_sandbox_callbacks.delay(sids))
-
-
-def reconcile(*, provider: MessageProvider | None = None, outcome: Outcome | None = None) -> Outcome:
-    """Settle jobs left SENDING past their lease: SENT when the provider has the message, else QUEUED again."""
-    provider = provider or get_provider()
-    outcome = outcome or Outcome()
-    now = timezone.now()
-    with transaction.atomic():
-        stale = list(
-            SendJob.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(state=JobState.SENDING, lease_until__lt=now)
-            .order_by("id")
-            .values_list("id", "body", "sent_at", "contact__phone_e164", "number__phone_e164", "attempts")[
-                :RECONCILE_LIMIT
-            ]
-        )
-        found_rows: list[list[object]] = []
-        again: list[list[object]] = []
-        for job_id, body, sent_at, to, from_, _attempts in stale:
-            try:
-                found = provider.find(
-                    to=to, from_=from_ or "", body=body, sent_after=(sent_at or now) - timedelta(minutes=1)
-                )
-            except ProviderError as error:
-                logger.warning("sms job %s: could not ask the provider (%s); trying later", job_id, error.message)
-                found_rows.append([job_id, JobState.SENDING, None, error.code or "", now + RETRY_AFTER])
-                continue
-            if found is not None:
-                found_rows.append([job_id, JobState.SENT, found.sid, "", None])
-                outcome.reconciled += 1
-            else:
-                again.append([job_id, JobState.QUEUED, "", None, None, None, "", 0, Decimal("0"), None])
-                outcome.requeued += 1
-        update_rows(SendJob, ["state", "provider_sid", "error_code", "lease_until"], found_rows)
-        update_rows(SendJob, [*JOB_FIELDS[:-1]], again)
-        if again:
-            # The message never left: its short link was never seen, and the next attempt makes a new one.
-            ShortLink.objects.filter(job_id__in=[row[0] for row in again]).delete()
-    return outcome
-
-
-def complete_finished() -> int:
-    """Mark RUNNING campaigns with nothing left to send COMPLETED, announcing each once."""
-    pending = SendJob.objects.filter(campaign=OuterRef("pk"), state__in=[JobState.QUEUED, JobState.SENDING])
-    done = 0
-    for campaign_id in (
-        Campaign.objects.filter(status=CampaignStatus.RUNNING).exclude(Exists(pending)).values_list("id", flat=True)
-    ):
-        with transaction.atomic():
-            campaign = (
-                Campaign.objects.select_for_update(skip_locked=True)
-                .select_related("organization")
-                .filter(pk=campaign_id, status=CampaignStatus.RUNNING)
-                .exclude(Exists(pending))
-                .first()
-            )
-            if campaign is None:
-                continue
-            campaign.status = CampaignStatus.COMPLETED
-            campaign.completed_at = timezone.now()
-            campaign.save(update_fields=["status", "completed_at", "updated_at"])
-            states = dict(
-                SendJob.objects.filter(campaign=campaign)
-                .values("state")
-                .annotate(n=Count("id"))
-                .values_list("state", "n")
-            )
-            publish(
-                campaign.organization,
-                "campaign.completed",
-                {"id": str(campaign.pk), "name": campaign.name, "jobs": {str(k): int(v) for k, v in states.items()}},
-            )
-            done += 1
-    return done

@@ -1,0 +1,132 @@
+"""Settling what the dispatcher leaves behind: jobs left SENDING past their lease, and finished campaigns.
+
+A job is SENDING from the moment it is claimed until the provider's answer is recorded. If that answer never gets
+recorded (the worker died, or the provider's answer was lost in a timeout), the lease runs out and
+:func:`reconcile` asks the provider whether it has the message: SENT with the provider's sid when it does, QUEUED
+again (to be sent once) when it does not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Count, Exists, OuterRef
+from django.utils import timezone
+
+from events.services import publish
+from sms.models import Campaign, CampaignStatus, JobState, SendJob, ShortLink
+from sms.providers import get_provider
+from sms.providers.base import MessageProvider, ProviderError
+from tenancy.recordset import update_rows
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER = timedelta(minutes=2)  # a send that failed in a retryable way is reconciled after this
+RECONCILE_LIMIT = 200
+
+
+JOB_FIELDS = [
+    "state",
+    "reason",
+    "deferred_until",
+    "lease_until",
+    "number",
+    "body",
+    "segments",
+    "cost",
+    "sent_at",
+    "attempts",
+]
+
+
+@dataclass
+class Outcome:
+    """What one run did."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    held: int = 0  # deferred or waiting behind a gate
+    reconciled: int = 0  # found already sent at the provider
+    requeued: int = 0  # found not sent: queued again
+    completed: int = 0  # campaigns finished
+    gates: Counter[str] = field(default_factory=Counter)
+
+
+def reconcile(*, provider: MessageProvider | None = None, outcome: Outcome | None = None) -> Outcome:
+    """Settle jobs left SENDING past their lease: SENT when the provider has the message, else QUEUED again."""
+    provider = provider or get_provider()
+    outcome = outcome or Outcome()
+    now = timezone.now()
+    with transaction.atomic():
+        stale = list(
+            SendJob.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(state=JobState.SENDING, lease_until__lt=now)
+            .order_by("id")
+            .values_list("id", "body", "sent_at", "contact__phone_e164", "number__phone_e164", "attempts")[
+                :RECONCILE_LIMIT
+            ]
+        )
+        found_rows: list[list[object]] = []
+        again: list[list[object]] = []
+        for job_id, body, sent_at, to, from_, _attempts in stale:
+            try:
+                found = provider.find(
+                    to=to, from_=from_ or "", body=body, sent_after=(sent_at or now) - timedelta(minutes=1)
+                )
+            except ProviderError as error:
+                logger.warning("sms job %s: could not ask the provider (%s); trying later", job_id, error.message)
+                found_rows.append([job_id, JobState.SENDING, None, error.code or "", now + RETRY_AFTER])
+                continue
+            if found is not None:
+                found_rows.append([job_id, JobState.SENT, found.sid, "", None])
+                outcome.reconciled += 1
+            else:
+                again.append([job_id, JobState.QUEUED, "", None, None, None, "", 0, Decimal("0"), None])
+                outcome.requeued += 1
+        update_rows(SendJob, ["state", "provider_sid", "error_code", "lease_until"], found_rows)
+        update_rows(SendJob, [*JOB_FIELDS[:-1]], again)
+        if again:
+            # The message never left: its short link was never seen, and the next attempt makes a new one.
+            ShortLink.objects.filter(job_id__in=[row[0] for row in again]).delete()
+    return outcome
+
+
+def complete_finished() -> int:
+    """Mark RUNNING campaigns with nothing left to send COMPLETED, announcing each once."""
+    pending = SendJob.objects.filter(campaign=OuterRef("pk"), state__in=[JobState.QUEUED, JobState.SENDING])
+    done = 0
+    for campaign_id in (
+        Campaign.objects.filter(status=CampaignStatus.RUNNING).exclude(Exists(pending)).values_list("id", flat=True)
+    ):
+        with transaction.atomic():
+            campaign = (
+                Campaign.objects.select_for_update(skip_locked=True)
+                .select_related("organization")
+                .filter(pk=campaign_id, status=CampaignStatus.RUNNING)
+                .exclude(Exists(pending))
+                .first()
+            )
+            if campaign is None:
+                continue
+            campaign.status = CampaignStatus.COMPLETED
+            campaign.completed_at = timezone.now()
+            campaign.save(update_fields=["status", "completed_at", "updated_at"])
+            states = dict(
+                SendJob.objects.filter(campaign=campaign)
+                .values("state")
+                .annotate(n=Count("id"))
+                .values_list("state", "n")
+            )
+            publish(
+                campaign.organization,
+                "campaign.completed",
+                {"id": str(campaign.pk), "name": campaign.name, "jobs": {str(k): int(v) for k, v in states.items()}},
+            )
+            done += 1
+    return done

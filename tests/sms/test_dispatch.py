@@ -540,3 +540,18 @@ def test_workers_at_once_send_each_message_once_within_every_cap(acme):
     assert all(sum(job.number_id == number.pk for job in sent) <= 30 for number in numbers)
     spent = SendCounter.objects.get(key=f"spend:{acme.pk}:day").amount
     assert spent == Decimal("2.75")
+
+
+def test_the_beat_task_sends_and_old_counters_are_purged(acme, number, frozen, settings, tmp_path):
+    from sms.tasks import dispatch_messages, purge_counters
+
+    settings.VAR_DIR = tmp_path
+    settings.SMS_PROVIDER = "sandbox"
+    people(acme, 2)
+    launch(acme, [number])
+    assert dispatch_messages() == 2
+    SendCounter.objects.create(key="rate:old", window=MORNING - timedelta(days=3), count=5)
+    SendCounter.objects.create(key="spend:old:month", window=MORNING - timedelta(days=20), amount=Decimal("1"))
+    SendCounter.objects.create(key="spend:older:month", window=MORNING - timedelta(days=41), amount=Decimal("1"))
+    assert purge_counters() == 2
+    assert SendCounter.objects.filter(key="spend:old:month").exists()

@@ -1,4 +1,6 @@
-"""Messaging in the partner API and the portal's own calls: contacts, their CSV import and the do-not-contact list.
+"""Messaging in the partner API and the portal's own calls: contacts, their CSV import and the do-not-contact list,
+and the access rules every messaging endpoint shares (``SmsAPIView``; templates, numbers, campaigns, messages and the
+kill switch are in ``sms.api_campaigns``).
 
 Who may do what:
 - **API keys** need ``read`` + ``sms:read`` to read and ``write`` + ``sms:write`` to write. A partner key without
@@ -88,8 +90,17 @@ class SmsAPIView(TenantAPIView):
             return queryset.for_orgs(messaging_organizations(self.caller.user))
         return queryset.for_orgs(self.tenant.organizations)
 
+    def visible_organizations(self) -> QuerySet[Organization]:
+        """The organizations ``scoped`` confines rows to, for models that are not ``TenantModel`` (sending
+        numbers): the chosen one, else those the caller may see."""
+        if self.tenant.organization is not None:
+            return Organization.objects.filter(pk=self.tenant.organization.pk)
+        if self.caller.is_customer and self.caller.user is not None:
+            return messaging_organizations(self.caller.user)
+        return self.tenant.organizations
 
-def _uuid(value: str, what: str) -> uuid.UUID:
+
+def parse_uuid(value: str, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
@@ -112,7 +123,7 @@ class ContactAPIView(SmsAPIView):
         )
 
     def get_contact(self, pk: str) -> Contact:
-        contact = self.contacts().filter(pk=_uuid(pk, "contact")).first()
+        contact = self.contacts().filter(pk=parse_uuid(pk, "contact")).first()
         if contact is None:
             raise exceptions.NotFound("No such contact.")
         return contact

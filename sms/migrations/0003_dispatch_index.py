@@ -4,19 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sms', '0002_prices_gate_counts_reply_campaign'),
-        ('tenancy', '0001_initial'),
+        ("sms", "0002_prices_gate_counts_reply_campaign"),
+        ("tenancy", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='sendjob',
-            name='send_job_due',
+            model_name="sendjob",
+            name="send_job_due",
         ),
         migrations.AddIndex(
-            model_name='sendjob',
-            index=models.Index(condition=models.Q(('state', 'QUEUED')), fields=['organization', 'id'], include=('deferred_until',), name='send_job_queued'),
+            model_name="sendjob",
+            index=models.Index(
+                condition=models.Q(("state", "QUEUED")),
+                fields=["organization", "id"],
+                include=("deferred_until",),
+                name="send_job_queued",
+            ),
         ),
     ]

@@ -28,19 +28,23 @@ from sms.models import (
 )
 from tenancy.audit import audit_record
 from tenancy.errors import ConflictError, ServiceValidationError
-from tenancy.models import Membership, Organization, Role, User
+from tenancy.models import Membership, Organization, PartnerMembership, Role, User
 
 LAUNCH_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.MANAGER})
 MAX_TEMPLATES = 10
 
 
 def may_launch(*, user: User | None, organization: Organization) -> bool:
-    """Staff, and the organization's owners, admins and managers (API keys are checked by scope instead)."""
+    """Staff, the organization's owners, admins and managers, and the admins of its partner (API keys are checked by
+    scope instead)."""
     if user is None:
         return True
     if user.is_staff:
         return True
-    return Membership.objects.filter(user=user, organization=organization, role__in=LAUNCH_ROLES).exists()
+    if Membership.objects.filter(user=user, organization=organization, role__in=LAUNCH_ROLES).exists():
+        return True
+    partner_id = organization.partner_id
+    return partner_id is not None and PartnerMembership.objects.filter(user=user, partner_id=partner_id).exists()
 
 
 def _require_launcher(user: User | None, organization: Organization) -> None:
@@ -222,10 +226,19 @@ def campaign_pause(*, campaign: Campaign, actor: User | None = None) -> Campaign
 
 
 def campaign_resume(*, campaign: Campaign, actor: User | None = None) -> Campaign:
+    """Resume a paused campaign (SCHEDULED again when its start is still ahead), and hand the dispatcher at once the
+    jobs the pause held: a pause holds them through the ``kill_switch`` gate. While the organization's kill switch
+    is on they stay held; turning it off releases them (``sms.services.controls.held_jobs_release``)."""
+    # Imported here: sms.services.controls imports this module (may_launch).
+    from sms.services.controls import held_jobs_release
+
     _require_launcher(actor, campaign.organization)
     now = timezone.now()
     target = CampaignStatus.SCHEDULED if campaign.start_at and campaign.start_at > now else CampaignStatus.RUNNING
-    return _move(campaign, {CampaignStatus.PAUSED}, target, actor)
+    with transaction.atomic():
+        resumed = _move(campaign, {CampaignStatus.PAUSED}, target, actor)
+        held_jobs_release(organization=resumed.organization, campaign=resumed)
+    return resumed
 
 
 def campaign_cancel(*, campaign: Campaign, actor: User | None = None) -> Campaign:

@@ -181,3 +181,9 @@ def test_launches_at_once_create_each_job_once(acme, alice, number, audience):
     outcomes = race(lambda: campaign_launch(campaign=campaign, actor=alice), 3)
     assert sorted(outcomes) == [0, 0, 3]
     assert SendJob.objects.count() == 3
+
+
+def test_the_partners_admins_launch_too(acme, pat, number, audience):
+    campaign = make(acme, number)
+    assert campaign_launch(campaign=campaign, actor=pat) == 3
+    assert campaign_pause(campaign=campaign, actor=pat).status == CampaignStatus.PAUSED

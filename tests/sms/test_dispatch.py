@@ -140,7 +140,13 @@ def test_templates_are_used_in_turn(acme, number, frozen):
     people(acme, 5)
     campaign = launch(acme, [number], bodies=("One {first_name}", "Two {first_name}", "Three {first_name}"))
     run()
-    assert [job.body.split(": ")[1].split(" P")[0] for job in jobs(campaign, "position")] == ["One", "Two", "Three", "One", "Two"]
+    assert [job.body.split(": ")[1].split(" P")[0] for job in jobs(campaign, "position")] == [
+        "One",
+        "Two",
+        "Three",
+        "One",
+        "Two",
+    ]
 
 
 def test_a_link_becomes_a_short_link_per_recipient(acme, number, frozen):
@@ -241,7 +247,7 @@ def test_the_80_percent_alert_is_emailed_once_a_day(acme, alice, number, frozen,
 
 
 def test_dnc_and_missing_consent_skip(acme, number, frozen):
-    first, second, third = people(acme, 3)
+    first, second, _third = people(acme, 3)
     campaign = launch(acme, [number])
     dnc_add(organization=acme, phone_e164=first.phone_e164, reason="manual")
     consent_withdraw(contact=second, source="phone call")
@@ -346,9 +352,7 @@ def test_warmup_caps_try_another_number_then_wait_for_tomorrow(acme, frozen):
     assert sum(job.number_id == new.pk for job in sent) == 2
     assert sum(job.number_id == second_day.pk for job in sent) == 4
     held = [job for job in jobs(campaign) if job.state == JobState.QUEUED]
-    assert {(job.reason, job.deferred_until) for job in held} == {
-        ("warmup", datetime(2026, 11, 23, 13, 0, tzinfo=UTC))
-    }
+    assert {(job.reason, job.deferred_until) for job in held} == {("warmup", datetime(2026, 11, 23, 13, 0, tzinfo=UTC))}
     frozen.move_to(datetime(2026, 11, 23, 23, 0, tzinfo=UTC))  # the next day, 10:00
     assert run().sent == 2
 

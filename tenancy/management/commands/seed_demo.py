@@ -9,6 +9,7 @@ from billing import demo as billing_demo
 from billing import demo_contracts
 from qualification import demo as qualification_demo
 from quotes import demo as quotes_demo
+from sms import demo as sms_demo
 from tenancy import demo
 from tickets import demo as tickets_demo
 
@@ -45,4 +46,7 @@ class Command(BaseCommand):
             out.write(f"  {line}")
         out.write("Support tickets:")
         for line in tickets_demo.seed():
+            out.write(f"  {line}")
+        out.write("Messaging (SMS settings, numbers, contacts and campaigns in the staff admin):")
+        for line in sms_demo.seed():
             out.write(f"  {line}")

@@ -60,6 +60,7 @@ from sms.services.campaigns import audience, campaign_create, template_create
 from sms.services.contacts import consent_withdraw, contact_create, dnc_add
 from sms.services.controls import settings_update
 from sms.services.dispatch import Prices
+from sms.services.lookups import starting_prices
 from tenancy.models import Organization, Role, User
 
 
@@ -117,6 +118,7 @@ def _tags(index: int, city: str) -> list[str]:
 @transaction.atomic
 def seed() -> list[str]:
     lines = []
+    starting_prices()  # the demo's costs assume them
     for org in Organization.objects.filter(slug__in=ORGS).order_by("slug"):
         plan = ORGS[org.slug]
         zone = ZoneInfo(org.timezone)

@@ -76,3 +76,18 @@ def last_messages(organization_id: uuid.UUID, contact_ids: Collection[uuid.UUID]
             [organization_id, [str(state) for state in SENT_STATES], list(contact_ids)],
         )
         return {contact_id: last for contact_id, last in cursor.fetchall() if last is not None}
+
+
+# Where the price table starts (per segment, AUD), as the sms migration 0002 writes it; staff adjust it in the admin.
+STARTING_PRICES = (("+", "0.1200", "Everywhere else"), ("+61", "0.0550", "Australia"), ("+64", "0.0900", "New Zealand"))
+
+
+def starting_prices() -> int:
+    """Add the starting prices that are missing (a table emptied by hand, a flushed database); returns how many."""
+    added = 0
+    for prefix, amount, description in STARTING_PRICES:
+        _, created = SmsPrice.objects.get_or_create(
+            prefix=prefix, defaults={"segment_price": Decimal(amount), "currency": "AUD", "description": description}
+        )
+        added += created
+    return added

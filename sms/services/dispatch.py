@@ -144,10 +144,31 @@ def dispatch(
                     break
             if deadline is not None and clock.monotonic() > deadline:
                 break
-        if not progressed or (deadline is not None and clock.monotonic() > deadline):
+        if deadline is not None and clock.monotonic() > deadline:
+            break
+        if not progressed and (deadline is None or not _wait_for_next(deadline)):
             break
     outcome.completed += complete_finished()
     return outcome
+
+
+def _wait_for_next(deadline: float) -> bool:
+    """Within a run that has time left, sleep until the next held job falls due when that is before the deadline
+    (a rate limit's next second or minute); False when nothing falls due in time."""
+    now = timezone.now()
+    soonest = (
+        SendJob.objects.filter(state=JobState.QUEUED, deferred_until__gt=now)
+        .order_by("deferred_until")
+        .values_list("deferred_until", flat=True)
+        .first()
+    )
+    if soonest is None:
+        return False
+    wait = (soonest - now).total_seconds()
+    if clock.monotonic() + wait > deadline:
+        return False
+    clock.sleep(wait)
+    return True
 
 
 def _due_organizations(now: datetime) -> list[uuid.UUID]:

@@ -559,3 +559,21 @@ def test_the_beat_task_sends_and_old_counters_are_purged(acme, number, frozen, s
     SendCounter.objects.create(key="spend:older:month", window=MORNING - timedelta(days=41), amount=Decimal("1"))
     assert purge_counters() == 2
     assert SendCounter.objects.filter(key="spend:old:month").exists()
+
+
+def test_a_run_with_time_left_waits_for_the_next_second(acme, monkeypatch):
+    slow = SendingNumber.objects.create(
+        organization=acme, phone_e164="+61491570001", warmup_start=date(2026, 1, 1), per_second=1
+    )
+    slept: list[float] = []
+    with time_machine.travel(MORNING, tick=False) as traveller:
+
+        def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            traveller.shift(timedelta(seconds=seconds))
+
+        monkeypatch.setattr(dispatching.clock, "sleep", sleep)
+        people(acme, 3)
+        launch(acme, [slow])
+        assert run(seconds=30).sent == 3  # one a second: two waits of a second
+    assert slept == [1.0, 1.0]

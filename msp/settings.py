@@ -315,6 +315,7 @@ CELERY_BEAT_SCHEDULE = {
     # Every few seconds; a run stops after SMS_DISPATCH_SECONDS, and a tick left waiting in the queue expires.
     "sms-dispatch": {"task": "sms.tasks.dispatch_messages", "schedule": 5.0, "options": {"expires": 5.0}},
     "sms-purge-counters": {"task": "sms.tasks.purge_counters", "schedule": 3600.0},
+    "sms-settle-sent": {"task": "sms.tasks.settle_sent_messages", "schedule": 600.0},
     "billing-process-failed-payments": {
         "task": "billing.tasks.process_failed_payments",
         "schedule": crontab(minute=15),

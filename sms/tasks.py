@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from sms.models import SendCounter
 from sms.services.dispatch import dispatch
+from sms.services.settle import settle_sent
 
 # A month's spending counter is needed for the whole month; every other window for a day at most.
 KEEP_DAYS = 2
@@ -33,6 +34,12 @@ def dispatch_messages() -> int:
         except BlockingIOError:
             return 0
         return dispatch(seconds=settings.SMS_DISPATCH_SECONDS).sent
+
+
+@shared_task
+def settle_sent_messages() -> int:
+    """Beat: ask the provider about messages whose final status never arrived."""
+    return settle_sent()
 
 
 @shared_task

@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 RETRY_AFTER = timedelta(minutes=2)  # a send that failed in a retryable way is reconciled after this
 RECONCILE_LIMIT = 200
+SETTLE_AFTER = timedelta(minutes=10)  # a message still SENT this long after it went is asked about
+SETTLE_WITHIN = timedelta(hours=48)  # carriers report within this; older messages stay as they are
 
 
 JOB_FIELDS = [
@@ -95,6 +97,36 @@ def reconcile(*, provider: MessageProvider | None = None, outcome: Outcome | Non
             # The message never left: its short link was never seen, and the next attempt makes a new one.
             ShortLink.objects.filter(job_id__in=[row[0] for row in again]).delete()
     return outcome
+
+
+def settle_sent(*, provider: MessageProvider | None = None, limit: int = RECONCILE_LIMIT) -> int:
+    """Ask the provider about messages still SENT some minutes after they went (their final status callback was
+    lost, or arrived before the sid was recorded) and apply what it says as a status callback would. Looks back
+    ``SETTLE_WITHIN``; returns how many jobs changed."""
+    from sms.services.callbacks import Outcome as Applied
+    from sms.services.callbacks import status_apply
+
+    provider = provider or get_provider()
+    now = timezone.now()
+    waiting = (
+        SendJob.objects.filter(state=JobState.SENT, provider_sid__isnull=False)
+        .filter(sent_at__lt=now - SETTLE_AFTER, sent_at__gte=now - SETTLE_WITHIN)
+        .order_by("sent_at")
+        .values_list("provider_sid", flat=True)[:limit]
+    )
+    changed = 0
+    for sid in list(waiting):
+        try:
+            state = provider.fetch(str(sid))
+        except ProviderError as error:
+            logger.info("sms %s: could not ask the provider (%s)", sid, error.message)
+            continue
+        params = {"MessageSid": state.sid, "MessageStatus": state.status, "ErrorCode": state.error_code or ""}
+        if state.price is not None:
+            params["Price"] = str(state.price)
+        if status_apply(params).outcome == Applied.APPLIED:
+            changed += 1
+    return changed
 
 
 def complete_finished() -> int:

@@ -577,3 +577,22 @@ def test_a_run_with_time_left_waits_for_the_next_second(acme, monkeypatch):
         launch(acme, [slow])
         assert run(seconds=30).sent == 3  # one a second: two waits of a second
     assert slept == [1.0, 1.0]
+
+
+def test_a_lost_final_status_is_asked_for_later(acme, number, frozen):
+    from sms.providers.sandbox import outcome as fate
+    from sms.services.settle import settle_sent
+    from sms.tasks import settle_sent_messages
+
+    people(acme, 3)
+    campaign = launch(acme, [number])
+    run()
+    assert settle_sent(provider=SandboxProvider()) == 0  # too soon: the callbacks may still come
+    frozen.shift(timedelta(minutes=11))
+    assert settle_sent(provider=SandboxProvider()) == 3
+    for job in jobs(campaign):
+        status, code = fate(job.provider_sid)
+        expected = JobState.DELIVERED if status == "delivered" else JobState.FAILED
+        assert (job.state, job.error_code) == (expected, code or "")
+        assert job.provider_price == (Decimal("0.0079") if status == "delivered" else None)
+    assert settle_sent_messages() == 0  # nothing left waiting

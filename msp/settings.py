@@ -121,6 +121,7 @@ INSTALLED_APPS = [
     "billing",
     "tickets",
     "sms",
+    "notifications",
     "portal",
 ]
 

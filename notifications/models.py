@@ -1,0 +1,1 @@
+"""Notifications: what people are told, through which channels, and whether it reached them."""

@@ -59,3 +59,101 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.handler} ← {self.event_id} ({self.state})"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a partner or an organization wants events posted: its URL, the event types it takes, and the secret its
+    deliveries are signed with (encrypted here, shown to its owner once). ``consecutive_failures`` counts events in a
+    row that were given up on; at ``DISABLE_AFTER`` the endpoint is switched off and its owner told."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    partner = models.ForeignKey(
+        "tenancy.Partner", null=True, blank=True, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list, help_text='Event types delivered; ["*"] for all.')
+    secret_encrypted = models.TextField(editable=False)
+    secret_prefix = models.CharField(max_length=12, editable=False, help_text="The secret's start, to recognise it.")
+    active = models.BooleanField(default=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey("tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(organization__isnull=False, partner__isnull=True)
+                | models.Q(organization__isnull=True, partner__isnull=False),
+                name="webhook_endpoint_one_owner",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def takes(self, event_type: str) -> bool:
+        return "*" in self.event_types or event_type in self.event_types
+
+
+class WebhookState(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    RUNNING = "RUNNING", "Sending"
+    SUCCEEDED = "SUCCEEDED", "Delivered"
+    RETRYING = "RETRYING", "Failed, will retry"
+    FAILED = "FAILED", "Gave up"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: ``(endpoint, event)`` is unique, so an event reaches an endpoint once however often
+    it is fanned out; a redelivery asked for by the owner is a new attempt of the same row."""
+
+    id = models.BigAutoField(primary_key=True)
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    state = models.CharField(max_length=10, choices=WebhookState.choices, default=WebhookState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "event"], name="webhook_delivery_once")]
+        indexes = [
+            models.Index(
+                fields=["endpoint", "next_attempt_at", "id"],
+                condition=models.Q(state__in=["PENDING", "RETRYING", "RUNNING"]),
+                name="webhook_delivery_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.endpoint_id} ({self.state})"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery: when, what came back, how long it took."""
+
+    id = models.BigAutoField(primary_key=True)
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    response_excerpt = models.CharField(max_length=500, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} at {self.at:%Y-%m-%d %H:%M:%S}: {self.status_code or self.error}"

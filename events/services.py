@@ -99,6 +99,8 @@ def event_fan_out(*, event_id: UUID | str) -> list[int]:
     if event is None:
         return []
     for sub in registry.handlers_for(event.type):
+        if not sub.wants(event):
+            continue
         try:
             with transaction.atomic():
                 Delivery.objects.get_or_create(event=event, handler=sub.name)

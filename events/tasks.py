@@ -31,3 +31,22 @@ def redeliver_stalled() -> int:
     for delivery_id in delivery_ids:
         run_delivery.delay(delivery_id)
     return len(event_ids) + len(delivery_ids)
+
+
+@shared_task(acks_late=True)
+def flush_endpoint(endpoint_id: str) -> int:
+    """Send an endpoint's due webhook deliveries, oldest event first."""
+    from events.webhooks import endpoint_flush
+
+    return endpoint_flush(endpoint_id)
+
+
+@shared_task
+def webhooks_due() -> int:
+    """Beat: flush every endpoint with a delivery due (a retry, or one whose worker died)."""
+    from events.webhooks import due_endpoints
+
+    endpoints = due_endpoints()
+    for endpoint_id in endpoints:
+        flush_endpoint.delay(endpoint_id)
+    return len(endpoints)

@@ -31,6 +31,12 @@ SECRET_KEY = env("SECRET_KEY", "" if PRODUCTION else _DEV_SECRET)
 ALLOWED_HOSTS = env("ALLOWED_HOSTS", [] if PRODUCTION else ["*"], to_list)
 CSRF_TRUSTED_ORIGINS: list[str] = env("CSRF_TRUSTED_ORIGINS", [], to_list)
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Encrypts secrets Keel must read back (webhook signing secrets, OAuth tokens); SECRET_KEY when empty. Keys listed in
+# FIELD_ENCRYPTION_OLD_KEYS still decrypt what they wrote, so the key can be rotated.
+FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", "")
+FIELD_ENCRYPTION_OLD_KEYS: list[str] = env("FIELD_ENCRYPTION_OLD_KEYS", [], to_list)
+# Partner webhooks may not reach private, loopback or link-local addresses unless this is on (tests, local receivers).
+WEBHOOKS_ALLOW_PRIVATE = env("WEBHOOKS_ALLOW_PRIVATE", False, to_bool)
 
 # External providers. Each has a real adapter and a "sandbox" that records what it would do.
 EMAIL_PROVIDER = env("EMAIL_PROVIDER", "sendgrid" if PRODUCTION else "sandbox")
@@ -305,6 +311,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "events-redeliver-stalled": {"task": "events.tasks.redeliver_stalled", "schedule": 60.0},
+    "events-webhooks-due": {"task": "events.tasks.webhooks_due", "schedule": 30.0},
     "tenancy-purge-expired-invitations": {"task": "tenancy.tasks.purge_expired_invitations", "schedule": 3600.0},
     "quotes-expire": {"task": "quotes.tasks.expire_quotes", "schedule": 900.0},
     "billing-retry-stripe-events": {"task": "billing.tasks.retry_stripe_events", "schedule": 30.0},
@@ -317,6 +324,7 @@ CELERY_BEAT_SCHEDULE = {
     "sms-dispatch": {"task": "sms.tasks.dispatch_messages", "schedule": 5.0, "options": {"expires": 5.0}},
     "sms-purge-counters": {"task": "sms.tasks.purge_counters", "schedule": 3600.0},
     "sms-settle-sent": {"task": "sms.tasks.settle_sent_messages", "schedule": 600.0},
+    "tenancy-send-scheduled-reports": {"task": "tenancy.tasks.send_scheduled_reports", "schedule": 900.0},
     "billing-process-failed-payments": {
         "task": "billing.tasks.process_failed_payments",
         "schedule": crontab(minute=15),
@@ -332,7 +340,7 @@ REST_FRAMEWORK = {
         "tenancy.api_auth.VerifiedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tenancy.api_policy.HasTenantAccess"],
-    "DEFAULT_THROTTLE_CLASSES": ["tenancy.api_auth.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenancy.api_auth.ApiKeyRateThrottle", "tenancy.api_auth.RatePolicyThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": API_KEY_RATE, "public": API_PUBLIC_RATE},
     "DEFAULT_PAGINATION_CLASS": "tenancy.api_policy.Pagination",
     "PAGE_SIZE": 50,

@@ -1,0 +1,380 @@
+"""Partner webhooks: endpoints, the fan-out of published events to them, and signed deliveries with retries.
+
+- **Endpoints** belong to an organization or to a partner (a partner's endpoint gets the events of all its
+  organizations). The URL must not lead into private networks (``events.addresses``). The signing secret is made
+  here, returned once, and stored encrypted (``tenancy.crypto``).
+- **Fan-out** is an outbox handler (``events.registry``): when an event is published, one ``WebhookDelivery`` per
+  subscribed active endpoint is created (unique per endpoint and event, so fanning out twice changes nothing) and,
+  after commit, each endpoint is flushed.
+- **Delivery**: ``endpoint_flush`` claims the endpoint's due deliveries oldest event first, one at a time
+  (``SKIP LOCKED``, RUNNING with a claim time), POSTs ``{"id", "type", "created", "organization", "data"}`` with
+  ``Keel-Signature`` (``events.signing``), a 10 s timeout and no redirects, and records the attempt (status, latency,
+  a response excerpt). A 2xx is delivered. Anything else is retried after ``RETRY_DELAYS`` (about 24 hours in all),
+  then given up (FAILED). A claim left RUNNING by a dead worker is claimed again after ``CLAIM_TIMEOUT``: each event
+  reaches each endpoint at least once.
+- An endpoint whose last ``DISABLE_AFTER`` events in a row were given up is switched off, and its owner is emailed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import requests
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from events import catalogue
+from events.addresses import url_problem
+from events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookState
+from events.registry import subscribe
+from events.signing import HEADER, header_value
+from tenancy.crypto import decrypt, encrypt
+from tenancy.emails import email_send
+from tenancy.errors import ServiceValidationError
+from tenancy.models import Membership, Organization, Partner, PartnerMembership, Role, User
+
+logger = logging.getLogger(__name__)
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix that marks a secret, not one
+TIMEOUT = 10.0  # seconds per POST
+RETRY_DELAYS = (60, 300, 1800, 7200, 14400, 28800, 28800)  # seconds after attempts 1..7: about 22.6 hours in all
+DISABLE_AFTER = 10  # events in a row given up on
+CLAIM_TIMEOUT = timedelta(seconds=TIMEOUT * 3)
+FLUSH_LIMIT = 200  # deliveries one flush sends at most
+MAX_ENDPOINTS = 20  # per organization or partner
+EXCERPT = 500
+ACTIVE_STATES = (WebhookState.PENDING, WebhookState.RETRYING, WebhookState.RUNNING)
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def endpoint_secret(endpoint: WebhookEndpoint) -> str:
+    return decrypt(endpoint.secret_encrypted)
+
+
+def _clean(url: str | None, event_types: Any, description: str | None) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    if url is not None:
+        url = url.strip()
+        problem = "An address is required." if not url else (url_problem(url) if len(url) <= 500 else "Too long.")
+        if problem:
+            errors["url"] = [problem]
+        values["url"] = url
+    if event_types is not None:
+        if not isinstance(event_types, list) or not event_types or not all(isinstance(t, str) for t in event_types):
+            errors["event_types"] = ['Give a list of event types, or ["*"] for all.']
+        else:
+            unknown = sorted({t for t in event_types if t != "*" and not catalogue.known(t)})
+            if unknown:
+                errors["event_types"] = [f"Unknown event types: {', '.join(unknown)}."]
+            values["event_types"] = ["*"] if "*" in event_types else sorted(set(event_types))
+    if description is not None:
+        if len(description) > 200:
+            errors["description"] = ["At most 200 characters."]
+        values["description"] = description.strip()
+    if errors:
+        raise ServiceValidationError(errors)
+    return values
+
+
+def endpoint_create(
+    *,
+    url: str,
+    event_types: Any,
+    description: str = "",
+    organization: Organization | None = None,
+    partner: Partner | None = None,
+    actor: User | None = None,
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint of ``organization`` or ``partner``, and its secret (shown to its owner this once)."""
+    if (organization is None) == (partner is None):
+        raise ValueError("an endpoint belongs to exactly one organization or partner")
+    values = _clean(url, event_types, description)
+    owned = WebhookEndpoint.objects.filter(organization=organization, partner=partner)
+    if owned.count() >= MAX_ENDPOINTS:
+        raise ServiceValidationError({"url": [f"At most {MAX_ENDPOINTS} endpoints; remove one first."]})
+    secret = new_secret()
+    endpoint = WebhookEndpoint.objects.create(
+        organization=organization,
+        partner=partner,
+        secret_encrypted=encrypt(secret),
+        secret_prefix=secret[:12],
+        created_by=actor,
+        **values,
+    )
+    return endpoint, secret
+
+
+def endpoint_update(
+    *,
+    endpoint: WebhookEndpoint,
+    url: str | None = None,
+    event_types: Any = None,
+    description: str | None = None,
+    active: bool | None = None,
+) -> WebhookEndpoint:
+    """Change an endpoint. Switching it back on clears the failures that switched it off."""
+    values = _clean(url, event_types, description)
+    for name, value in values.items():
+        setattr(endpoint, name, value)
+    fields = list(values)
+    if active is not None and active != endpoint.active:
+        endpoint.active = active
+        fields.append("active")
+        if active:
+            endpoint.consecutive_failures, endpoint.disabled_at, endpoint.disabled_reason = 0, None, ""
+            fields += ["consecutive_failures", "disabled_at", "disabled_reason"]
+    if fields:
+        endpoint.save(update_fields=[*fields, "updated_at"])
+    return endpoint
+
+
+def endpoint_rotate(*, endpoint: WebhookEndpoint) -> str:
+    """A new secret for the endpoint, from the next delivery on; returned this once."""
+    secret = new_secret()
+    endpoint.secret_encrypted, endpoint.secret_prefix = encrypt(secret), secret[:12]
+    endpoint.save(update_fields=["secret_encrypted", "secret_prefix", "updated_at"])
+    return secret
+
+
+def _endpoints_for(event: Event) -> list[WebhookEndpoint]:
+    if event.organization_id is None:
+        return []
+    owners = Q(organization_id=event.organization_id)
+    partner_id = Organization.objects.filter(pk=event.organization_id).values_list("partner_id", flat=True).first()
+    if partner_id is not None:
+        owners |= Q(partner_id=partner_id)
+    return [endpoint for endpoint in WebhookEndpoint.objects.filter(owners, active=True) if endpoint.takes(event.type)]
+
+
+def _has_endpoints(event: Event) -> bool:
+    """Whether any active endpoint could take the event: most organizations have none, and their events then get no
+    delivery row at all."""
+    if event.organization_id is None:
+        return False
+    owners = Q(organization_id=event.organization_id) | Q(partner__organizations__id=event.organization_id)
+    return WebhookEndpoint.objects.filter(owners, active=True).exists()
+
+
+@subscribe("*", name="events.webhooks.fan_out", when=_has_endpoints)
+def fan_out(event: Event) -> None:
+    """The outbox handler: a delivery per subscribed endpoint, each endpoint flushed after commit."""
+    endpoints = _endpoints_for(event)
+    if not endpoints:
+        return
+    WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(endpoint=endpoint, event=event) for endpoint in endpoints], ignore_conflicts=True
+    )
+    _flush_after_commit([endpoint.pk for endpoint in endpoints])
+
+
+def _flush_after_commit(endpoint_ids: list[Any]) -> None:
+    from events.tasks import flush_endpoint
+
+    def enqueue() -> None:
+        for endpoint_id in endpoint_ids:
+            try:
+                flush_endpoint.delay(str(endpoint_id))
+            except Exception:  # the beat task picks them up
+                logger.warning("could not queue webhook flush of %s", endpoint_id, exc_info=True)
+
+    transaction.on_commit(enqueue)
+
+
+def body_of(event: Event) -> bytes:
+    document = {
+        "id": str(event.pk),
+        "type": event.type,
+        "created": event.created_at.isoformat(),
+        "organization": str(event.organization_id) if event.organization_id else None,
+        "data": event.payload,
+    }
+    return json.dumps(document, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int | None
+    latency_ms: int
+    excerpt: str
+    error: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def post(endpoint: WebhookEndpoint, event: Event) -> Answer:
+    """One signed POST of ``event`` to ``endpoint``; never raises."""
+    problem = url_problem(endpoint.url)
+    if problem:
+        return Answer(None, 0, "", f"Refused: {problem}"[:300])
+    body = body_of(event)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Keel-Webhooks/1.0",
+        "Keel-Event-Id": str(event.pk),
+        "Keel-Event-Type": event.type,
+        HEADER: header_value(endpoint_secret(endpoint), body, int(time.time())),
+    }
+    began = time.monotonic()
+    try:
+        response = requests.post(endpoint.url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
+    except requests.RequestException as error:
+        elapsed = int((time.monotonic() - began) * 1000)
+        return Answer(None, elapsed, "", f"{type(error).__name__}: {error}"[:300])
+    elapsed = int((time.monotonic() - began) * 1000)
+    return Answer(response.status_code, elapsed, response.text[:EXCERPT], "")
+
+
+def _claim(endpoint_id: Any) -> WebhookDelivery | None:
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("event", "endpoint")
+            .filter(endpoint_id=endpoint_id, endpoint__active=True)
+            .filter(
+                Q(state__in=[WebhookState.PENDING, WebhookState.RETRYING], next_attempt_at__lte=now)
+                | Q(state=WebhookState.RUNNING, claimed_at__lt=now - CLAIM_TIMEOUT)
+            )
+            .order_by("event__created_at", "id")
+            .first()
+        )
+        if delivery is None:
+            return None
+        delivery.state, delivery.claimed_at, delivery.attempts = WebhookState.RUNNING, now, delivery.attempts + 1
+        delivery.save(update_fields=["state", "claimed_at", "attempts"])
+    return delivery
+
+
+def endpoint_flush(endpoint_id: Any, *, limit: int = FLUSH_LIMIT) -> int:
+    """Send the endpoint's due deliveries, oldest event first; returns how many were attempted."""
+    attempted = 0
+    while attempted < limit:
+        delivery = _claim(endpoint_id)
+        if delivery is None:
+            break
+        attempted += 1
+        answer = post(delivery.endpoint, delivery.event)
+        _record(delivery, answer)
+    return attempted
+
+
+def _record(delivery: WebhookDelivery, answer: Answer, *, retry: bool = True) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            delivery=delivery,
+            at=now,
+            status_code=answer.status_code,
+            latency_ms=answer.latency_ms,
+            response_excerpt=answer.excerpt,
+            error=answer.error,
+        )
+        delivery.last_status_code = answer.status_code
+        delivery.claimed_at = None
+        endpoint = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id)
+        if answer.ok:
+            delivery.state, delivery.completed_at = WebhookState.SUCCEEDED, now
+            endpoint.filter(consecutive_failures__gt=0).update(consecutive_failures=0)
+        elif not retry:
+            delivery.state, delivery.completed_at = WebhookState.FAILED, now
+        elif delivery.attempts <= len(RETRY_DELAYS):
+            delivery.state = WebhookState.RETRYING
+            delivery.next_attempt_at = now + timedelta(seconds=RETRY_DELAYS[delivery.attempts - 1])
+        else:
+            delivery.state, delivery.completed_at = WebhookState.FAILED, now
+            endpoint.update(consecutive_failures=F("consecutive_failures") + 1)
+            _maybe_disable(delivery.endpoint_id)
+        delivery.save(update_fields=["state", "completed_at", "next_attempt_at", "last_status_code", "claimed_at"])
+
+
+def _maybe_disable(endpoint_id: Any) -> None:
+    endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
+    if endpoint is None or not endpoint.active or endpoint.consecutive_failures < DISABLE_AFTER:
+        return
+    endpoint.active, endpoint.disabled_at = False, timezone.now()
+    endpoint.disabled_reason = f"{endpoint.consecutive_failures} events in a row could not be delivered."
+    endpoint.save(update_fields=["active", "disabled_at", "disabled_reason", "updated_at"])
+    recipients = owners_of(endpoint)
+    if recipients:
+        email_send(
+            to=recipients,
+            template="webhook_disabled",
+            context={"endpoint": endpoint, "failures": endpoint.consecutive_failures},
+            organization=endpoint.organization,
+        )
+
+
+def owners_of(endpoint: WebhookEndpoint) -> list[str]:
+    """Who is told about the endpoint: its organization's owners and admins, or its partner's admins."""
+    if endpoint.organization_id is not None:
+        people = list(
+            Membership.objects.filter(
+                organization_id=endpoint.organization_id, role__in=[Role.OWNER, Role.ADMIN], user__is_active=True
+            ).values_list("user__email", flat=True)
+        )
+    else:
+        people = list(
+            PartnerMembership.objects.filter(partner=endpoint.partner, user__is_active=True).values_list(
+                "user__email", flat=True
+            )
+        )
+    return sorted(set(people))
+
+
+def endpoint_ping(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """Send a ``webhook.ping`` to the endpoint now (not through the outbox: no other handler sees it) and return
+    its delivery, with the attempt recorded."""
+    organization_id = endpoint.organization_id
+    event = Event.objects.create(
+        organization_id=organization_id,
+        type=catalogue.PING,
+        payload={"endpoint": str(endpoint.pk), "message": "Keel can reach this endpoint."},
+        fanned_out_at=timezone.now(),
+    )
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, event=event, state=WebhookState.RUNNING, attempts=1, claimed_at=timezone.now()
+    )
+    delivery.event = event
+    _record(delivery, post(endpoint, event), retry=False)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a delivery again, now, with a fresh retry schedule (its attempts stay in the log)."""
+    WebhookDelivery.objects.filter(pk=delivery.pk).exclude(state=WebhookState.RUNNING).update(
+        state=WebhookState.PENDING, attempts=0, next_attempt_at=timezone.now(), completed_at=None
+    )
+    _flush_after_commit([delivery.endpoint_id])
+    delivery.refresh_from_db()
+    return delivery
+
+
+def due_endpoints() -> list[str]:
+    """Endpoints with a delivery due now, or one whose worker vanished."""
+    now = timezone.now()
+    return [
+        str(pk)
+        for pk in WebhookDelivery.objects.filter(endpoint__active=True)
+        .filter(
+            Q(state__in=[WebhookState.PENDING, WebhookState.RETRYING], next_attempt_at__lte=now)
+            | Q(state=WebhookState.RUNNING, claimed_at__lt=now - CLAIM_TIMEOUT)
+        )
+        .order_by()
+        .values_list("endpoint_id", flat=True)
+        .distinct()[:500]
+    ]

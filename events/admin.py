@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from events.models import Delivery, DeliveryState, Event
+from events.models import Delivery, DeliveryState, Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
 class DeliveryInline(admin.TabularInline):
@@ -68,3 +68,51 @@ class DeliveryAdmin(admin.ModelAdmin):
             # Workers see the reset rows only once this commits; the sweeper would also pick them up.
             transaction.on_commit(lambda: [run_delivery.delay(delivery_id) for delivery_id in ids])
         self.message_user(request, f"Queued {len(ids)} deliveries.", messages.SUCCESS)
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ["at", "status_code", "latency_ms", "response_excerpt", "error"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Partner webhook endpoints: staff see them and may switch one off or on; owners create them (API, portal)."""
+
+    list_display = ["url", "organization", "partner", "active", "consecutive_failures", "disabled_at"]
+    list_filter = ["active"]
+    search_fields = ["url", "description", "organization__name", "partner__name"]
+    list_select_related = ["organization", "partner"]
+    readonly_fields = ["url", "description", "organization", "partner", "event_types", "secret_prefix",
+                       "consecutive_failures", "disabled_at", "disabled_reason", "created_by",
+                       "created_at"]  # fmt: skip
+    fields = [*readonly_fields[:6], "active", *readonly_fields[6:]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool) -> None:
+        from events.webhooks import endpoint_update
+
+        endpoint_update(endpoint=WebhookEndpoint.objects.get(pk=obj.pk), active=obj.active)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "endpoint", "event", "state", "attempts", "last_status_code", "next_attempt_at"]
+    list_filter = ["state"]
+    list_select_related = ["endpoint", "event"]
+    readonly_fields = ["endpoint", "event", "state", "attempts", "next_attempt_at", "claimed_at",
+                       "last_status_code", "completed_at", "created_at"]  # fmt: skip
+    inlines = [WebhookAttemptInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

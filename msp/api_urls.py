@@ -26,6 +26,7 @@ urlpatterns = [
     re_path(r"", include("sms.urls_api")),
     re_path(r"", include("events.urls_api")),
     re_path(r"", include("notifications.urls_api")),
+    re_path(r"", include("tenancy.api_usage")),
     re_path(r"^checkout/?$", billing_api.checkout_view, name="api-checkout"),
     re_path(r"", include("billing.urls_reports")),
     re_path(r"^billing/status/?$", billing_api.billing_status_view, name="api-billing-status"),

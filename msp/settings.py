@@ -324,6 +324,7 @@ CELERY_BEAT_SCHEDULE = {
     "sms-dispatch": {"task": "sms.tasks.dispatch_messages", "schedule": 5.0, "options": {"expires": 5.0}},
     "sms-purge-counters": {"task": "sms.tasks.purge_counters", "schedule": 3600.0},
     "sms-settle-sent": {"task": "sms.tasks.settle_sent_messages", "schedule": 600.0},
+    "notifications-retry-due": {"task": "notifications.tasks.retry_due", "schedule": 60.0},
     "tenancy-send-scheduled-reports": {"task": "tenancy.tasks.send_scheduled_reports", "schedule": 900.0},
     "billing-process-failed-payments": {
         "task": "billing.tasks.process_failed_payments",

@@ -14,10 +14,12 @@ from portal.views import (
     messaging,
     messaging_campaigns,
     messaging_contacts,
+    notifications,
     organization,
     plans,
     public,
     qualify,
+    reports,
     support,
 )
 
@@ -70,6 +72,11 @@ urlpatterns = [
     path("support/tickets/<int:number>/rate/", support.support_rate, name="support_rate"),
     path("support/attachments/<int:attachment_id>/", support.support_attachment, name="support_attachment"),
     path("support/performance/", support.support_performance, name="support_performance"),
+    # Notifications
+    path("notifications/", notifications.notifications_page, name="notifications"),
+    path("notifications/bell/", notifications.notifications_bell, name="notifications_bell"),
+    path("notifications/<uuid:notification_id>/read/", notifications.notification_read_view, name="notification_read"),
+    path("settings/notifications/", notifications.settings_notifications, name="settings_notifications"),
     # Messaging
     path("messaging/", messaging.messaging_overview, name="messaging_overview"),
     path("messaging/kill-switch/", messaging.messaging_kill_switch, name="messaging_kill_switch"),
@@ -156,4 +163,5 @@ urlpatterns = [
     path("settings/api-keys/<uuid:key_id>/rotate/", organization.api_key_rotate_view, name="settings_api_key_rotate"),
     path("settings/audit/", organization.audit, name="settings_audit"),
     path("settings/export/", organization.export, name="settings_export"),
+    path("settings/reports/", reports.settings_reports, name="settings_reports"),
 ]

@@ -33,13 +33,11 @@ from sms.models import (
     SendJob,
 )
 from tenancy.models import Organization
+from tenancy.spreadsheets import neutralise  # the CSV cells of every export: see there
 
 CENT = Decimal("0.01")
 GATES: tuple[str, ...] = tuple(gate.value for gate in ORDER)
 STATES: tuple[str, ...] = tuple(JobState.values)
-# A cell starting with one of these is read as a formula by spreadsheets (OWASP "CSV injection"): tab and carriage
-# return too, because some spreadsheets strip them and read what follows.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = (
     "phone",
     "name",
@@ -149,15 +147,6 @@ def with_clicks(jobs: QuerySet[SendJob]) -> QuerySet[SendJob]:
 
 
 # -- the CSV export ----------------------------------------------------------------------------------------------
-
-
-def neutralise(value: object) -> str:
-    """``value`` as CSV cell text that no spreadsheet runs as a formula: text starting with ``= + - @`` (or a tab or
-    carriage return) gets a leading apostrophe, which spreadsheets read as "this is text". Phone numbers in E.164
-    start with ``+`` and so come out as ``'+61412345678``: that also stops a spreadsheet from turning them into
-    numbers without their plus."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 class _Echo:

@@ -329,3 +329,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+from tenancy import admin_controls  # noqa: E402, F401  (rate-limit policies, feature flags, scheduled reports)

@@ -7,6 +7,7 @@ django-anymail, so a rolled-back write never sends mail and a slow provider neve
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -51,11 +52,14 @@ def email_send(
     context: dict[str, Any],
     organization: Organization | None = None,
     headers: dict[str, str] | None = None,
+    attachments: Sequence[tuple[str, str, str]] | None = None,
 ) -> None:
     """Send ``templates/email/<template>.{subject.txt,txt,html}`` to ``to`` after the current transaction commits.
     ``headers`` are extra message headers (``Auto-Submitted: auto-replied`` on automatic answers, so that other
-    systems do not answer them in turn)."""
+    systems do not answer them in turn). ``attachments`` are text files, each ``(filename, content, mimetype)``:
+    they travel through the task queue, so keep them to what an email carries (a CSV report, not an archive)."""
     recipients = [to] if isinstance(to, str) else list(to)
+    files = [[name, content, mimetype] for name, content, mimetype in attachments or ()]
 
     def _enqueue() -> None:
         from tenancy.tasks import send_email
@@ -63,6 +67,8 @@ def email_send(
         message: dict[str, Any] = {**render_email(template, context, organization)}
         if headers:
             message["headers"] = dict(headers)
+        if files:
+            message["attachments"] = files
         try:
             send_email.delay(recipients=recipients, **message)
         except Exception:  # the broker is down: send in-process rather than lose the message

@@ -341,3 +341,15 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} by {self.actor_label or 'system'}"
+
+
+# Rate-limit policies, feature flags and scheduled reports live in their own module; importing them here makes them
+# models of this app.
+from tenancy.models_controls import (  # noqa: E402, F401
+    FeatureFlag,
+    FeatureFlagOverride,
+    RatePolicy,
+    ReportFrequency,
+    ReportKind,
+    ScheduledReport,
+)

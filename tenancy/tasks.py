@@ -8,14 +8,24 @@ from django.core.mail import EmailMultiAlternatives
 from django.utils import timezone
 
 from tenancy.models import Invitation
+from tenancy.services.reports import scheduled_reports_send
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def send_email(
-    *, recipients: list[str], subject: str, text: str, html: str, headers: dict[str, str] | None = None
+    *,
+    recipients: list[str],
+    subject: str,
+    text: str,
+    html: str,
+    headers: dict[str, str] | None = None,
+    attachments: list[list[str]] | None = None,
 ) -> None:
+    """Send one message; ``attachments`` are ``[filename, content, mimetype]`` triples of text files."""
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, recipients, headers=headers)
     message.attach_alternative(html, "text/html")
+    for filename, content, mimetype in attachments or []:
+        message.attach(filename, content, mimetype)
     message.send()
 
 
@@ -25,3 +35,9 @@ def purge_expired_invitations() -> int:
     cutoff = timezone.now() - timedelta(days=30)
     deleted, _ = Invitation.objects.filter(accepted_at__isnull=True, expires_at__lt=cutoff).delete()
     return deleted
+
+
+@shared_task
+def send_scheduled_reports() -> int:
+    """Every 15 minutes: send the scheduled reports that are due (see ``scheduled_reports_send``)."""
+    return scheduled_reports_send()

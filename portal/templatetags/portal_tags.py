@@ -7,6 +7,7 @@ from typing import Any
 
 from django import template
 
+from tenancy.flags import flag_enabled
 from tenancy.models import Role
 
 register = template.Library()
@@ -34,6 +35,9 @@ AUDIT_LABELS = {
     "organization.suspended": "Organization suspended",
     "organization.reactivated": "Organization reactivated",
     "organization.exported": "Data exported",
+    "report_schedule.created": "Report scheduled",
+    "report_schedule.updated": "Scheduled report changed",
+    "report_schedule.deleted": "Scheduled report deleted",
 }
 
 
@@ -88,3 +92,11 @@ def changes_summary(changes: Any) -> str:
         else:
             parts.append(f"{key}: {value}")
     return "; ".join(parts)
+
+
+@register.simple_tag(takes_context=True)
+def flag(context: template.Context, key: str) -> bool:
+    """``{% flag "new-dashboard" as on %}``: whether the current organization has the feature ``key``
+    (``tenancy.flags.flag_enabled``); False outside an organization."""
+    request = context.get("request")
+    return flag_enabled(key, getattr(request, "organization", None))

@@ -32,6 +32,7 @@ from portal.forms import (
     service_error_messages,
     service_error_status,
 )
+from tenancy.api_usage import organization_limits
 from tenancy.audit import client_ip
 from tenancy.errors import ConflictError
 from tenancy.models import ApiKey, AuditEvent, Invitation, Membership, Organization, Role
@@ -246,12 +247,21 @@ def _render_api_keys(
     request: MemberRequest, *, form: ApiKeyForm | None = None, errors: list[str] | None = None, status: int = 200
 ) -> HttpResponse:
     org = _org(request)
+    # One query: the organization's keys with their creator, and the rate-limit policies of the organization and of
+    # its partner joined.
+    api_keys = list(
+        ApiKey.objects.for_org(org)
+        .select_related("created_by", "organization__rate_policy", "organization__partner__rate_policy")
+        .order_by("-created_at")
+    )
     context = {
-        # One query: the organization's keys with their creator.
-        "api_keys": list(ApiKey.objects.for_org(org).select_related("created_by").order_by("-created_at")),
+        "api_keys": api_keys,
         "form": form or ApiKeyForm(tz=org.timezone),
         "errors": errors or [],
         "now": timezone.now(),
+        # The rate-limit policy governing the keys came with them (one more query when there is no key yet); what
+        # they used of it is in the cache.
+        "limits": organization_limits(api_keys[0].organization if api_keys and api_keys[0].organization else org),
     }
     return render(request, "portal/settings/api_keys.html", context, status=status)
 

@@ -80,7 +80,17 @@ def api_key_lookup(raw: str) -> ApiKey | None:
     if not raw.startswith(KEY_PREFIX):
         return None
     return (
-        ApiKey.objects.select_related("organization", "partner", "created_by").filter(key_hash=token_hash(raw)).first()
+        ApiKey.objects.select_related(
+            "organization",
+            "partner",
+            "created_by",
+            # The rate policy that governs the key (RatePolicyThrottle): no query of its own per request.
+            "organization__rate_policy",
+            "organization__partner__rate_policy",
+            "partner__rate_policy",
+        )
+        .filter(key_hash=token_hash(raw))
+        .first()
     )
 
 

@@ -14,6 +14,7 @@ from events import catalogue
 from events.models import Event, WebhookDelivery, WebhookEndpoint, WebhookState
 from events.signing import verify
 from events.webhooks import endpoint_create, endpoint_secret, fan_out
+from tests.events.test_webhooks import sent
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +94,7 @@ def test_the_test_ping_and_the_delivery_log(acme_key, acme):
     ping = acme_key.post(f"/api/webhooks/{endpoint.pk}/test/")
     assert ping.status_code == 200
     assert ping.json()["state"] == WebhookState.SUCCEEDED and ping.json()["event"]["type"] == catalogue.PING
-    assert verify(secret, responses.calls[0].request.body, responses.calls[0].request.headers["Keel-Signature"])
+    assert verify(secret, *sent(responses.calls[0]))
     log = acme_key.get(f"/api/webhooks/{endpoint.pk}/deliveries/").json()
     assert log["count"] == 1
     (attempt,) = log["results"][0]["attempt_log"]

@@ -1,0 +1,126 @@
+"""One sender per channel: each takes a claimed delivery, sends it, and says what happened.
+
+- **Email** goes through ``tenancy.emails.email_send`` (branded, sent by the mail task after commit): the event
+  type's words in ``email/notification.*`` (this app's templates), or the existing email template the notice names.
+- **SMS** goes through the SMS provider (``sms.providers.get_provider``), outside the campaign gates (no consent,
+  quiet hours, budget or warm-up: the person asked for these messages), but never to a number on the organization's
+  do-not-contact list. It is sent from the organization's first active sending number. A retried SMS first asks
+  the provider whether the earlier attempt went out after all (its answer may have been lost), so it is never
+  sent twice.
+- **Slack** is posted to the organization's incoming webhook as ``{"text": ...}``: https on Slack's hosts only, a
+  10 s timeout, no redirects. 2xx is sent; 429, 5xx and network errors are retried; any other answer (a removed
+  webhook: 403, 404, 410) is not worth retrying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import requests
+from django.db import transaction
+
+from notifications.models import Channel, Delivery, Reason
+from notifications.rendering import absolute_url
+from notifications.services.preferences import slack_url_problem, slack_webhook
+from sms.models import DoNotContact, SendingNumber
+from sms.providers import get_provider
+from sms.providers.base import OutboundMessage, ProviderError
+from tenancy.crypto import decrypt
+from tenancy.emails import email_send
+
+SLACK_TIMEOUT = 10.0  # seconds
+EXCERPT = 200
+
+
+@dataclass(frozen=True)
+class Sent:
+    provider_id: str = ""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    reason: str
+    detail: str = ""
+
+
+class SendError(Exception):
+    """The channel refused or could not be reached; ``retryable`` says a later attempt may succeed."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+Outcome = Sent | Skipped
+
+
+def send_email(delivery: Delivery) -> Outcome:
+    notice = delivery.notice
+    organization = delivery.organization
+    if notice.template:
+        person = delivery.notification.user if delivery.notification else None
+        context = {**notice.context, "recipient": person.get_short_name() if person else ""}
+        template = notice.template
+    else:
+        url = delivery.notification.url if delivery.notification else ""
+        context = {"subject": delivery.subject, "body": delivery.body, "url": absolute_url(url) if url else ""}
+        template = "notification"
+    with transaction.atomic():  # email_send hands the message to the mail task when this block commits
+        email_send(to=delivery.to, template=template, context=context, organization=organization)
+    return Sent()
+
+
+def sender_number(delivery: Delivery) -> str | None:
+    number = (
+        SendingNumber.objects.filter(organization_id=delivery.organization_id, active=True)
+        .order_by("phone_e164")
+        .values_list("phone_e164", flat=True)
+        .first()
+    )
+    return number
+
+
+def send_sms(delivery: Delivery) -> Outcome:
+    if DoNotContact.objects.for_org(delivery.organization_id).filter(phone_e164=delivery.to).exists():
+        return Skipped(Reason.DNC)
+    sender = sender_number(delivery)
+    if sender is None:
+        return Skipped(Reason.NO_SENDER, "The organization has no active sending number.")
+    provider = get_provider()
+    try:
+        if delivery.attempts > 1 and delivery.first_attempt_at is not None:
+            earlier = provider.find(
+                to=delivery.to, from_=sender, body=delivery.body, sent_after=delivery.first_attempt_at
+            )
+            if earlier is not None:
+                return Sent(earlier.sid)
+        state = provider.send(OutboundMessage(to=delivery.to, from_=sender, body=delivery.body))
+    except ProviderError as error:
+        code = f" ({error.code})" if error.code else ""
+        raise SendError(f"{error.message}{code}", retryable=error.retryable) from error
+    return Sent(state.sid)
+
+
+def send_slack(delivery: Delivery) -> Outcome:
+    webhook = slack_webhook(delivery.organization)
+    if webhook is None or delivery.notice.event_type not in webhook.event_types:
+        return Skipped(Reason.NO_WEBHOOK, "Slack was turned off for this event type before it was sent.")
+    try:
+        url = decrypt(webhook.url_encrypted)
+    except ValueError as error:
+        raise SendError(f"The webhook address cannot be read: {error}.", retryable=False) from error
+    problem = slack_url_problem(url)
+    if problem:
+        raise SendError(problem, retryable=False)
+    try:
+        response = requests.post(url, json={"text": delivery.body}, timeout=SLACK_TIMEOUT, allow_redirects=False)
+    except requests.RequestException as error:
+        raise SendError(f"Slack could not be reached: {type(error).__name__}.", retryable=True) from error
+    if 200 <= response.status_code < 300:
+        return Sent()
+    answer = f"Slack answered {response.status_code}: {response.text[:EXCERPT]}"
+    raise SendError(answer, retryable=response.status_code == 429 or response.status_code >= 500)
+
+
+SENDERS = {Channel.EMAIL: send_email, Channel.SMS: send_sms, Channel.SLACK: send_slack}

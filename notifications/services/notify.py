@@ -1,0 +1,234 @@
+"""``notify()``: the one call other apps make to tell people something.
+
+It runs in the caller's transaction: the notice, one notification per person told and one delivery per channel are
+written with the caller's other writes, and the sends are queued only once that transaction commits (a rolled back
+write tells nobody). Each delivery is then sent by its own Celery task (``notifications.tasks.send_delivery``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.utils import timezone
+
+from notifications.catalogue import EMAIL, EVENT_TYPES, IN_APP, SLACK, SMS, known
+from notifications.models import (
+    BulkSend,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    Notice,
+    Notification,
+    Reason,
+)
+from notifications.rendering import render
+from notifications.services.preferences import channels_for, slack_webhook, sms_number
+from tenancy.errors import ServiceValidationError
+from tenancy.models import Organization, Role, User
+
+logger = logging.getLogger(__name__)
+
+KEY_MAX = 200
+CONTEXT_MAX = 20_000  # characters of JSON
+_TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,100}")
+
+
+def _clean_context(context: Any) -> dict[str, Any]:
+    """The context as stored (JSON: dates, decimals and UUIDs become strings), or a 400 naming ``context``."""
+    if not isinstance(context, dict):
+        raise ServiceValidationError({"context": ["Give the context as a dictionary."]})
+    try:
+        text = json.dumps(context, cls=DjangoJSONEncoder)
+    except (TypeError, ValueError) as exc:
+        raise ServiceValidationError({"context": [f"Use plain values (text, numbers, dates): {exc}."]}) from None
+    if len(text) > CONTEXT_MAX:
+        raise ServiceValidationError({"context": [f"At most {CONTEXT_MAX:,} characters once written as JSON."]})
+    stored: dict[str, Any] = json.loads(text)
+    url = stored.get("url")
+    if url not in (None, "") and not (
+        isinstance(url, str) and ((url.startswith("/") and not url.startswith("//")) or url.startswith("https://"))
+    ):
+        raise ServiceValidationError({"context": ["url must be a path (/support/) or an https:// address."]})
+    return stored
+
+
+def _check_template(template: str) -> None:
+    if not _TEMPLATE_NAME.fullmatch(template):
+        raise ServiceValidationError({"template": ["Name an email template: lower case letters, digits and _."]})
+    for suffix in ("subject.txt", "txt", "html"):
+        try:
+            get_template(f"email/{template}.{suffix}")
+        except TemplateDoesNotExist:
+            raise ServiceValidationError({"template": [f"There is no email template {template!r}."]}) from None
+
+
+def recipients(
+    *, organization: Organization, users: Iterable[User] | None = None, roles: Iterable[str] | None = None
+) -> list[User]:
+    """The active people to tell: ``users`` (members of the organization or admins of its partner), plus the members
+    with one of ``roles``; every member when neither is given. Sorted by email, each once."""
+    wanted = list(users) if users is not None else None
+    wanted_roles = sorted(set(roles)) if roles is not None else None
+    if wanted_roles is not None:
+        unknown = [role for role in wanted_roles if role not in Role.values]
+        if unknown:
+            raise ServiceValidationError({"roles": [f"Unknown role(s): {', '.join(unknown)}."]})
+    belongs = Q(memberships__organization=organization)
+    if organization.partner_id is not None:
+        belongs |= Q(partner_memberships__partner_id=organization.partner_id)
+    found: dict[Any, User] = {}
+    if wanted:
+        allowed = {
+            user.pk: user
+            for user in User.objects.filter(belongs, pk__in=[user.pk for user in wanted], is_active=True).distinct()
+        }
+        outsiders = sorted(user.email for user in wanted if user.pk not in allowed and user.is_active)
+        if outsiders:
+            raise ServiceValidationError({"users": [f"Not in {organization.name}: {', '.join(outsiders)}."]})
+        found.update(allowed)
+    if wanted_roles or (wanted is None and wanted_roles is None):
+        members = User.objects.filter(memberships__organization=organization, is_active=True)
+        if wanted_roles:
+            members = members.filter(memberships__role__in=wanted_roles)
+        found.update({user.pk: user for user in members})
+    return sorted(found.values(), key=lambda user: user.email)
+
+
+def _queue(delivery_ids: list[str]) -> None:
+    from notifications.tasks import send_delivery
+
+    for delivery_id in delivery_ids:
+        try:
+            send_delivery.delay(delivery_id)
+        except Exception:  # the broker is down: retry_due sends them once it is back
+            logger.warning("could not queue %d notification deliveries", len(delivery_ids), exc_info=True)
+            return
+
+
+def notify(
+    *,
+    organization: Organization,
+    event_type: str,
+    context: dict[str, Any],
+    users: Iterable[User] | None = None,
+    roles: Iterable[str] | None = None,
+    key: str | None = None,
+    template: str | None = None,
+    bulk_send: BulkSend | None = None,
+) -> Notice:
+    """Tell people of ``organization`` about ``event_type``: ``users``, or the members with ``roles``, or every
+    member (see :func:`recipients`). Each person is told on the channels they chose for the event type (else their
+    role's defaults); a person with every channel off is not told. The organization's Slack gets it too when the
+    event type is routed there.
+
+    ``context`` (plain values) fills the event type's templates; ``context["url"]`` (a path or an https address)
+    is where the notification leads. ``template`` names an existing email template (``templates/email/<name>.*``)
+    to send instead of the event type's email. With ``key``, the notice is created once per organization and event
+    type: a second call with the same key returns the first notice and creates nothing.
+
+    Bad input (unknown event type or role, a user outside the organization, a context that is not plain values, an
+    unknown template) is a ServiceValidationError naming the field.
+    """
+    errors: dict[str, list[str]] = {}
+    if not known(event_type):
+        errors["event_type"] = [f"Unknown event type {event_type!r}."]
+    key = (key or "").strip()
+    if len(key) > KEY_MAX:
+        errors["key"] = [f"At most {KEY_MAX} characters."]
+    if errors:
+        raise ServiceValidationError(errors)
+    stored = _clean_context(context)
+    if template:
+        _check_template(template)
+    with transaction.atomic():
+        if key:
+            existing = Notice.objects.for_org(organization).filter(event_type=event_type, key=key).first()
+            if existing is not None:
+                return existing
+        people = recipients(organization=organization, users=users, roles=roles)
+        channels = channels_for(organization=organization, users=people, event_type=event_type)
+        told = [person for person in people if channels[person.pk]]
+        now = timezone.now()
+        notice = Notice(
+            organization=organization,
+            event_type=event_type,
+            key=key,
+            context=stored,
+            template=template or "",
+            bulk_send=bulk_send,
+            recipients=len(people),
+            notified=len(told),
+            created_at=now,
+        )
+        try:
+            with transaction.atomic():  # a savepoint: a concurrent call with the same key may have won
+                notice.save(force_insert=True)
+        except IntegrityError:
+            if not key:
+                raise
+            return Notice.objects.for_org(organization).get(event_type=event_type, key=key)
+
+        notifications: list[Notification] = []
+        deliveries: list[Delivery] = []
+        common = {"organization": organization, "notice": notice, "created_at": now, "next_attempt_at": now}
+        base = {**stored, "organization": organization.display_name}
+        for person in told:
+            chosen = channels[person.pk]
+            personal = {**base, "recipient": person.get_short_name()}
+            shown = render(event_type=event_type, channel=IN_APP, context=personal)
+            notification = Notification(
+                organization=organization,
+                notice=notice,
+                user=person,
+                event_type=event_type,
+                title=shown.title or EVENT_TYPES[event_type].label,
+                body=shown.body,
+                url=str(stored.get("url") or ""),
+                in_app=IN_APP in chosen,
+                created_at=now,
+            )
+            notifications.append(notification)
+            if EMAIL in chosen:
+                email = render(event_type=event_type, channel=EMAIL, context=personal) if not template else None
+                deliveries.append(
+                    Delivery(
+                        **common,
+                        notification=notification,
+                        channel=Channel.EMAIL,
+                        to=person.email,
+                        subject=email.title if email else "",
+                        body=email.body if email else "",
+                    )
+                )
+            if SMS in chosen:
+                number = sms_number(person, organization)
+                sms: dict[str, Any] = {
+                    **common,
+                    "notification": notification,
+                    "channel": Channel.SMS,
+                    "to": number or "",
+                    "body": render(event_type=event_type, channel=SMS, context=personal).body,
+                }
+                if number is None:
+                    sms.update(status=DeliveryStatus.SKIPPED, reason=Reason.NO_PHONE, next_attempt_at=None)
+                deliveries.append(Delivery(**sms))
+        webhook = slack_webhook(organization)
+        if webhook is not None and event_type in webhook.event_types:
+            text = render(event_type=event_type, channel=SLACK, context={**base, "recipient": ""})
+            deliveries.append(Delivery(**common, channel=Channel.SLACK, body=text.body))
+
+        Notification.objects.bulk_create(notifications)
+        Delivery.objects.bulk_create(deliveries)
+        pending = [str(item.pk) for item in deliveries if item.status == DeliveryStatus.PENDING]
+        if pending:
+            transaction.on_commit(lambda: _queue(pending))
+    return notice

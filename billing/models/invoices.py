@@ -82,6 +82,9 @@ class Invoice(TenantModel):
     next_payment_at = models.DateTimeField(null=True, blank=True)
     payment_attempts = models.PositiveSmallIntegerField(default=0)
     reminders_sent = models.JSONField(default=list, blank=True)
+    overdue_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was first seen unpaid after its due date."
+    )
     is_late_fee = models.BooleanField(default=False, help_text="This invoice charges a late fee on another.")
     late_fee_invoice = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="late_fee_for"

@@ -55,6 +55,8 @@ class PaymentAttempt(TenantModel):
     hard_decline = models.BooleanField(default=False, help_text="Retrying cannot succeed; no retry is scheduled.")
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    amount_refunded = money(help_text="Refunded through the provider so far (its running total).")
+    refunded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

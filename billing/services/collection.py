@@ -212,6 +212,9 @@ def attempt_apply(*, attempt_id: Any, result: ChargeResult, now: datetime | None
             # Off-session, a bank that wants the card holder present is as final as a hard decline.
             attempt.hard_decline = verdict.hard or status == AttemptStatus.REQUIRES_ACTION
             attempt.save()
+            if status == AttemptStatus.FAILED or attempt.trigger in OFF_SESSION:
+                reason = attempt.decline_code or attempt.failure_code
+                publish(invoice.organization, "payment.failed", _payment_payload(invoice, attempt, reason=reason))
             if attempt.trigger in OFF_SESSION:
                 _failed(invoice, attempt, verdict.message, now)
         else:
@@ -230,6 +233,7 @@ def _paid(invoice: Invoice, attempt: PaymentAttempt, now: datetime) -> None:
     invoice.save(update_fields=fields)
     audit_record(action="invoice.paid", organization=invoice.organization, target=invoice,
                  changes={"attempt": attempt.number, "amount": f"{attempt.amount:.2f}"})  # fmt: skip
+    publish(invoice.organization, "payment.succeeded", _payment_payload(invoice, attempt))
     publish(invoice.organization, "invoice.paid", _payload(invoice, attempt))
     if invoice.status == InvoiceStatus.PAID:
         _reinstate(invoice.organization)
@@ -296,6 +300,48 @@ def _payload(invoice: Invoice, attempt: PaymentAttempt, **extra: object) -> dict
         "currency": invoice.currency,
         **extra,
     }
+
+
+def _payment_payload(invoice: Invoice, attempt: PaymentAttempt, **extra: object) -> dict[str, object]:
+    return {
+        "id": str(attempt.pk),
+        "invoice": str(invoice.pk),
+        "number": invoice.reference,
+        "attempt": attempt.number,
+        "trigger": attempt.trigger,
+        "amount": f"{attempt.amount:.2f}",
+        "currency": invoice.currency,
+        **extra,
+    }
+
+
+def attempt_refund_record(*, payment_intent_id: str, refunded: Decimal, now: datetime | None = None) -> str:
+    """Record what the provider says has been refunded of a payment so far (``refunded`` is its running total).
+    Each increase publishes ``payment.refunded`` with the amount newly refunded; a repeated or older report, with
+    the same or a smaller total, changes nothing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        attempt = (
+            PaymentAttempt.objects.select_for_update(of=("self",))
+            .select_related("invoice", "organization")
+            .filter(payment_intent_id=payment_intent_id, status=AttemptStatus.SUCCEEDED)
+            .first()
+        )
+        if attempt is None:
+            return "not a Keel invoice payment"
+        total = min(refunded, attempt.amount)
+        if total <= attempt.amount_refunded:
+            return f"attempt {attempt.number}: {attempt.amount_refunded:.2f} refunded already"
+        newly = total - attempt.amount_refunded
+        attempt.amount_refunded = total
+        attempt.refunded_at = now
+        attempt.save(update_fields=["amount_refunded", "refunded_at"])
+        invoice = attempt.invoice
+        changes = {"attempt": attempt.number, "amount": f"{newly:.2f}", "total": f"{total:.2f}"}
+        audit_record(action="payment.refunded", organization=attempt.organization, target=invoice, changes=changes)
+        publish(attempt.organization, "payment.refunded",
+                _payment_payload(invoice, attempt, amount=f"{newly:.2f}", total_refunded=f"{total:.2f}"))  # fmt: skip
+    return f"attempt {attempt.number}: {newly:.2f} refunded"
 
 
 # -- paying on the portal ----------------------------------------------------------------------------------------------

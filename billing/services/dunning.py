@@ -32,7 +32,7 @@ from billing.models import (
     LineKind,
 )
 from billing.services.collection import COLLECTIBLE, OFF_SESSION, SUSPENSION_REASON, invoice_charge, invoice_notify
-from billing.services.invoices import amount_due
+from billing.services.invoices import amount_due, invoice_payload
 from billing.services.invoicing import invoice_send_after_commit, numbers_take
 from events.services import publish
 from tenancy.audit import audit_record
@@ -51,6 +51,7 @@ class DunningReport:
     paid: int = 0
     failed: int = 0
     reminded: int = 0
+    overdue: int = 0
     late_fees: int = 0
     suspended: list[str] = field(default_factory=list)
 
@@ -85,6 +86,33 @@ def charges_due(*, now: datetime, report: DunningReport, limit: int = 5000) -> N
 
 def _reminder_offsets() -> tuple[int, ...]:
     return declines.parse_days(settings.BILLING_REMINDER_DAYS)
+
+
+def overdue_mark(*, now: datetime, report: DunningReport) -> None:
+    """Mark each open invoice whose due date has passed in its organization's zone, once, and publish
+    ``invoice.overdue`` for it (the reminders after the due date are configured separately)."""
+    candidates = Invoice.objects.filter(
+        status=InvoiceStatus.OPEN, overdue_at__isnull=True, due_date__lt=timezone.localdate(now) + timedelta(days=1)
+    ).values_list("pk", "organization_id", "due_date", "organization__timezone")
+    for invoice_id, organization_id, due_date, zone in candidates.iterator(chunk_size=BATCH):
+        if timezone.localtime(now, ZoneInfo(zone)).date() <= due_date:
+            continue
+        with transaction.atomic():
+            invoice = (
+                Invoice.objects.for_org(organization_id)
+                .select_for_update(of=("self",))
+                .select_related("organization")
+                .filter(pk=invoice_id, status=InvoiceStatus.OPEN, overdue_at__isnull=True)
+                .first()
+            )
+            if invoice is None:
+                continue
+            invoice.overdue_at = now
+            invoice.save(update_fields=["overdue_at", "updated_at"])
+            days = (_local(now, invoice.organization).date() - invoice.due_date).days
+            publish(invoice.organization, "invoice.overdue",
+                    invoice_payload(invoice, days_overdue=days, amount_due=f"{amount_due(invoice):.2f}"))  # fmt: skip
+            report.overdue += 1
 
 
 def reminders_send(*, now: datetime, report: DunningReport) -> None:
@@ -277,6 +305,7 @@ def process_failed_payments(*, now: datetime | None = None) -> DunningReport:
     now = now or timezone.now()
     report = DunningReport()
     charges_due(now=now, report=report)
+    overdue_mark(now=now, report=report)
     reminders_send(now=now, report=report)
     late_fees_charge(now=now, report=report)
     suspensions_apply(now=now, report=report)

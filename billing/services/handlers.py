@@ -8,8 +8,9 @@ from typing import Any
 from django.utils import timezone
 
 from billing.models import AttemptStatus, PaymentAttempt, StripeEvent, Subscription, SubscriptionStatus
+from billing.products import from_minor
 from billing.providers.base import ChargeResult, ChargeStatus, intent_result
-from billing.services.collection import attempt_apply, attempt_for, card_save
+from billing.services.collection import attempt_apply, attempt_for, attempt_refund_record, card_save
 from billing.services.mirror import as_dict, from_epoch, ref_id, sms_credit, status_apply, subscription_apply
 from billing.services.provisioning import SUBSCRIPTION_EVENTS, checkout_provision
 from billing.services.webhooks import handles
@@ -66,6 +67,18 @@ def payment_intent_changed(event: StripeEvent) -> str:
             customer=ref_id(intent.get("customer")),
         )
     return f"attempt {updated.number}: {updated.status}"
+
+
+@handles("charge.refunded")
+def charge_refunded(event: StripeEvent) -> str:
+    """A refund made in Stripe (the dashboard, or its API) on a payment of a Keel invoice: ``amount_refunded`` is
+    the charge's running total, so a repeated or late event changes nothing."""
+    charge = event.payload["data"]["object"]
+    intent = ref_id(charge.get("payment_intent"))
+    refunded = charge.get("amount_refunded")
+    if not intent or not isinstance(refunded, int):
+        return "no payment intent or refunded amount"
+    return attempt_refund_record(payment_intent_id=intent, refunded=from_minor(refunded), now=_at(event))
 
 
 def _at(event: StripeEvent) -> Any:

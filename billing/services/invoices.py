@@ -52,7 +52,7 @@ def _locked(invoice: Invoice) -> Invoice:
     )
 
 
-def _payload(invoice: Invoice, **extra: object) -> dict[str, object]:
+def invoice_payload(invoice: Invoice, **extra: object) -> dict[str, object]:
     return {
         "id": str(invoice.pk),
         "number": invoice.reference,
@@ -144,7 +144,7 @@ def invoice_create(*, organization: Organization, lines: list[dict[str, Any]], a
         _recompute(invoice)
         invoice.save(update_fields=["subtotal", "tax", "total", "updated_at"])
         audit_record(action="invoice.created", organization=organization, actor=actor, target=invoice)
-        publish(organization, "invoice.created", _payload(invoice))
+        publish(organization, "invoice.created", invoice_payload(invoice))
     return invoice
 
 
@@ -216,7 +216,7 @@ def invoice_finalize(*, invoice: Invoice, actor: User | None = None, now: dateti
         locked.save(update_fields=["number", "status", "finalized_at", "next_payment_at", "updated_at"])
         audit_record(action="invoice.finalized", organization=locked.organization, actor=actor, target=locked,
                      changes={"number": locked.reference})  # fmt: skip
-        publish(locked.organization, "invoice.finalized", _payload(locked))
+        publish(locked.organization, "invoice.finalized", invoice_payload(locked))
         invoice_send_after_commit(locked)
     return locked
 
@@ -294,7 +294,7 @@ def invoice_void(*, invoice: Invoice, reason: str, actor: User | None = None,
         locked.save(update_fields=["status", "voided_at", "updated_at"])
         audit_record(action="invoice.voided", organization=locked.organization, actor=actor, target=locked,
                      changes={"reason": reason})  # fmt: skip
-        publish(locked.organization, "invoice.voided", _payload(locked, reason=reason))
+        publish(locked.organization, "invoice.voided", invoice_payload(locked, reason=reason))
     return locked
 
 

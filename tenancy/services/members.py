@@ -9,6 +9,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from events.services import publish
 from tenancy.audit import audit_record
 from tenancy.emails import email_send
 from tenancy.errors import ConflictError, ServiceValidationError, field_error
@@ -16,6 +17,16 @@ from tenancy.models import Invitation, Membership, Organization, Role, User
 from tenancy.secrets import new_token, token_hash
 
 INVITATION_LIFETIME = timedelta(days=7)
+
+
+def member_announce(membership: Membership) -> None:
+    """Publish ``user.created`` to the organization a person has just joined (in the caller's transaction)."""
+    user = membership.user
+    publish(
+        membership.organization,
+        "user.created",
+        {"id": user.pk, "email": user.email, "full_name": user.full_name, "role": membership.role},
+    )
 
 
 def _lock_owners(organization_id: uuid.UUID) -> list[Membership]:
@@ -134,6 +145,7 @@ def invitation_accept(
         invitation.accepted_at = timezone.now()
         invitation.save(update_fields=["accepted_at"])
         if created:
+            member_announce(membership)
             audit_record(
                 action="member.joined",
                 organization=invitation.organization,
@@ -190,6 +202,11 @@ def membership_change_role(
             target=locked,
             changes=changes,
             ip=ip,
+        )
+        publish(
+            locked.organization,
+            "user.role_changed",
+            {"user": locked.user_id, "email": locked.user.email, "from": changes["role"][0], "to": role},
         )
     return locked
 

@@ -12,6 +12,7 @@ from tenancy import export
 from tenancy.audit import audit_record
 from tenancy.errors import ConflictError, ServiceValidationError, field_error
 from tenancy.models import HEX_COLOUR, Membership, Organization, OrgStatus, Partner, Role, Tier, User
+from tenancy.services.members import member_announce
 
 LOGO_MAX_BYTES = 256 * 1024
 LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
@@ -68,10 +69,10 @@ def organization_create(
         if Organization.objects.filter(slug=slug).exists():
             raise ConflictError(f"An organization with slug {slug!r} already exists.", field="slug")
         org = Organization.objects.create(slug=slug, partner=partner, **fields)
-        if owner is not None:
-            Membership.objects.create(user=owner, organization=org, role=Role.OWNER)
         audit_record(action="organization.created", organization=org, actor=actor, target=org, ip=ip)
         publish(org, "organization.created", {"id": org.id, "slug": org.slug, "name": org.name, "tier": org.tier})
+        if owner is not None:
+            member_announce(Membership.objects.create(user=owner, organization=org, role=Role.OWNER))
     return org
 
 

@@ -90,3 +90,29 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(acme, alice):
     outcomes = race(lambda: membership_change_role(membership=memberships.pop(), role=Role.MEMBER, actor=None))
     assert sorted(type(outcome).__name__ for outcome in outcomes) == ["ConflictError", "Membership"]
     assert Membership.objects.filter(organization=acme, role=Role.OWNER).count() == 1
+
+
+def test_joining_and_role_changes_are_published_to_the_organization(acme, globex, alice, bob):
+    from events.models import Event
+
+    _, token = invitation_create(organization=acme, email="sam@acme.test", role=Role.MEMBER, invited_by=alice)
+    membership = invitation_accept(token=token, password="a-Long-enough-passw0rd", full_name="Sam Field")
+    (created,) = Event.objects.filter(type="user.created")
+    assert created.organization_id == acme.pk
+    assert created.payload == {
+        "id": str(membership.user_id),
+        "email": "sam@acme.test",
+        "full_name": "Sam Field",
+        "role": "MEMBER",
+    }
+    membership_change_role(membership=membership, role=Role.ADMIN, actor=alice, actor_role=Role.OWNER)
+    membership_change_role(membership=membership, role=Role.ADMIN, actor=alice, actor_role=Role.OWNER)  # no change
+    (changed,) = Event.objects.filter(type="user.role_changed")
+    assert changed.organization_id == acme.pk
+    assert changed.payload == {
+        "user": str(membership.user_id),
+        "email": "sam@acme.test",
+        "from": "MEMBER",
+        "to": "ADMIN",
+    }
+    assert not Event.objects.filter(organization=globex, type__startswith="user.").exists()

@@ -21,8 +21,16 @@ from rest_framework.response import Response
 
 from events import catalogue
 from events.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookState
-from events.webhooks import delivery_redeliver, endpoint_create, endpoint_ping, endpoint_rotate, endpoint_update
+from events.webhooks import (
+    delivery_redeliver,
+    endpoint_create,
+    endpoint_delete,
+    endpoint_ping,
+    endpoint_rotate,
+    endpoint_update,
+)
 from tenancy.api_base import PAGE_PARAMETERS, Caller, TenantAPIView, refuse_unknown, request_object
+from tenancy.audit import client_ip
 from tenancy.models import MANAGING_ROLES, Partner
 
 ENDPOINT_ID = OpenApiParameter("pk", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The endpoint's id.")
@@ -132,9 +140,9 @@ class EndpointListView(WebhookAPIView):
         values = dict(incoming.validated_data)
         active = values.pop("active", True)
         caller = Caller.of(request)
-        endpoint, secret = endpoint_create(**values, **self.owner(), actor=caller.user)
+        endpoint, secret = endpoint_create(**values, **self.owner(), actor=caller.user, ip=client_ip(request))
         if not active:
-            endpoint_update(endpoint=endpoint, active=False)
+            endpoint_update(endpoint=endpoint, active=False, actor=caller.user, ip=client_ip(request))
         body = {**EndpointSerializer(endpoint).data, "secret": secret}
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -151,12 +159,13 @@ class EndpointDetailView(WebhookAPIView):
         refuse_unknown(data, FIELDS)
         incoming = EndpointInputSerializer(data=data, partial=True)
         incoming.is_valid(raise_exception=True)
-        endpoint_update(endpoint=endpoint, **dict(incoming.validated_data))
+        caller = Caller.of(request)
+        endpoint_update(endpoint=endpoint, **dict(incoming.validated_data), actor=caller.user, ip=client_ip(request))
         return Response(EndpointSerializer(endpoint).data)
 
     @extend_schema(parameters=[ENDPOINT_ID], responses={204: None})
     def delete(self, request: Request, pk: str) -> Response:
-        self.endpoint(pk).delete()
+        endpoint_delete(endpoint=self.endpoint(pk), actor=Caller.of(request).user, ip=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -164,7 +173,7 @@ class RotateSecretView(WebhookAPIView):
     @extend_schema(parameters=[ENDPOINT_ID], request=None, responses=EndpointWithSecretSerializer)
     def post(self, request: Request, pk: str) -> Response:
         endpoint = self.endpoint(pk)
-        secret = endpoint_rotate(endpoint=endpoint)
+        secret = endpoint_rotate(endpoint=endpoint, actor=Caller.of(request).user, ip=client_ip(request))
         return Response({**EndpointSerializer(endpoint).data, "secret": secret})
 
 

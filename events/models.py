@@ -134,7 +134,9 @@ class WebhookDelivery(models.Model):
                 fields=["endpoint", "next_attempt_at", "id"],
                 condition=models.Q(state__in=["PENDING", "RETRYING", "RUNNING"]),
                 name="webhook_delivery_due",
-            )
+            ),
+            # An endpoint's delivery log, newest first.
+            models.Index(fields=["endpoint", "-created_at", "-id"], name="webhook_delivery_log"),
         ]
 
     def __str__(self) -> str:

@@ -36,6 +36,7 @@ from events.addresses import url_problem
 from events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookState
 from events.registry import subscribe
 from events.signing import HEADER, header_value
+from tenancy.audit import audit_record
 from tenancy.crypto import decrypt, encrypt
 from tenancy.emails import email_send
 from tenancy.errors import ServiceValidationError
@@ -96,6 +97,7 @@ def endpoint_create(
     organization: Organization | None = None,
     partner: Partner | None = None,
     actor: User | None = None,
+    ip: str | None = None,
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint of ``organization`` or ``partner``, and its secret (shown to its owner this once)."""
     if (organization is None) == (partner is None):
@@ -105,15 +107,29 @@ def endpoint_create(
     if owned.count() >= MAX_ENDPOINTS:
         raise ServiceValidationError({"url": [f"At most {MAX_ENDPOINTS} endpoints; remove one first."]})
     secret = new_secret()
-    endpoint = WebhookEndpoint.objects.create(
-        organization=organization,
-        partner=partner,
-        secret_encrypted=encrypt(secret),
-        secret_prefix=secret[:12],
-        created_by=actor,
-        **values,
-    )
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            organization=organization,
+            partner=partner,
+            secret_encrypted=encrypt(secret),
+            secret_prefix=secret[:12],
+            created_by=actor,
+            **values,
+        )
+        _audit(endpoint, "webhook.endpoint_created", actor, ip, {"url": endpoint.url, "events": endpoint.event_types})
     return endpoint, secret
+
+
+def _audit(endpoint: WebhookEndpoint, action: str, actor: User | None, ip: str | None, changes: dict[str, Any]) -> None:
+    """Endpoint changes are security-relevant (where the organization's data is sent, and with which secret)."""
+    audit_record(
+        action=action,
+        organization=endpoint.organization,
+        actor=actor,
+        target=endpoint,
+        changes={"partner": str(endpoint.partner_id), **changes} if endpoint.partner_id else changes,
+        ip=ip,
+    )
 
 
 def endpoint_update(
@@ -123,9 +139,16 @@ def endpoint_update(
     event_types: Any = None,
     description: str | None = None,
     active: bool | None = None,
+    actor: User | None = None,
+    ip: str | None = None,
 ) -> WebhookEndpoint:
     """Change an endpoint. Switching it back on clears the failures that switched it off."""
     values = _clean(url, event_types, description)
+    changes = {
+        name: [getattr(endpoint, name), value] for name, value in values.items() if getattr(endpoint, name) != value
+    }
+    if active is not None and active != endpoint.active:
+        changes["active"] = [endpoint.active, active]
     for name, value in values.items():
         setattr(endpoint, name, value)
     fields = list(values)
@@ -136,16 +159,28 @@ def endpoint_update(
             endpoint.consecutive_failures, endpoint.disabled_at, endpoint.disabled_reason = 0, None, ""
             fields += ["consecutive_failures", "disabled_at", "disabled_reason"]
     if fields:
-        endpoint.save(update_fields=[*fields, "updated_at"])
+        with transaction.atomic():
+            endpoint.save(update_fields=[*fields, "updated_at"])
+            if changes:
+                _audit(endpoint, "webhook.endpoint_updated", actor, ip, changes)
     return endpoint
 
 
-def endpoint_rotate(*, endpoint: WebhookEndpoint) -> str:
+def endpoint_rotate(*, endpoint: WebhookEndpoint, actor: User | None = None, ip: str | None = None) -> str:
     """A new secret for the endpoint, from the next delivery on; returned this once."""
     secret = new_secret()
-    endpoint.secret_encrypted, endpoint.secret_prefix = encrypt(secret), secret[:12]
-    endpoint.save(update_fields=["secret_encrypted", "secret_prefix", "updated_at"])
+    with transaction.atomic():
+        endpoint.secret_encrypted, endpoint.secret_prefix = encrypt(secret), secret[:12]
+        endpoint.save(update_fields=["secret_encrypted", "secret_prefix", "updated_at"])
+        _audit(endpoint, "webhook.secret_rotated", actor, ip, {"secret_prefix": endpoint.secret_prefix})
     return secret
+
+
+def endpoint_delete(*, endpoint: WebhookEndpoint, actor: User | None = None, ip: str | None = None) -> None:
+    """Remove an endpoint with its delivery log; events not yet delivered to it are not sent."""
+    with transaction.atomic():
+        _audit(endpoint, "webhook.endpoint_deleted", actor, ip, {"url": endpoint.url})
+        endpoint.delete()
 
 
 def _endpoints_for(event: Event) -> list[WebhookEndpoint]:

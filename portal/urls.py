@@ -21,6 +21,7 @@ from portal.views import (
     qualify,
     reports,
     support,
+    webhooks,
 )
 
 app_name = "portal"
@@ -164,4 +165,28 @@ urlpatterns = [
     path("settings/audit/", organization.audit, name="settings_audit"),
     path("settings/export/", organization.export, name="settings_export"),
     path("settings/reports/", reports.settings_reports, name="settings_reports"),
+    # Webhook endpoints of the organization
+    path("settings/webhooks/", webhooks.webhooks, name="settings_webhooks"),
+    path("settings/webhooks/new/", webhooks.webhook_new, name="settings_webhook_new"),
+    path("settings/webhooks/<uuid:endpoint_id>/", webhooks.webhook, name="settings_webhook"),
+    path("settings/webhooks/<uuid:endpoint_id>/delete/", webhooks.webhook_delete, name="settings_webhook_delete"),
+    path(
+        "settings/webhooks/<uuid:endpoint_id>/rotate-secret/", webhooks.webhook_rotate, name="settings_webhook_rotate"
+    ),
+    path("settings/webhooks/<uuid:endpoint_id>/test/", webhooks.webhook_test, name="settings_webhook_test"),
+    path(
+        "settings/webhooks/<uuid:endpoint_id>/deliveries/",
+        webhooks.webhook_deliveries,
+        name="settings_webhook_deliveries",
+    ),
+    path(
+        "settings/webhooks/<uuid:endpoint_id>/deliveries/<int:delivery_id>/",
+        webhooks.webhook_delivery,
+        name="settings_webhook_delivery",
+    ),
+    path(
+        "settings/webhooks/<uuid:endpoint_id>/deliveries/<int:delivery_id>/redeliver/",
+        webhooks.webhook_redeliver,
+        name="settings_webhook_redeliver",
+    ),
 ]

@@ -14,6 +14,7 @@ from events import catalogue
 from events.models import Event, WebhookDelivery, WebhookEndpoint, WebhookState
 from events.signing import verify
 from events.webhooks import endpoint_create, endpoint_secret, fan_out
+from tenancy.models import AuditEvent
 from tests.events.test_webhooks import sent
 
 pytestmark = pytest.mark.django_db
@@ -85,6 +86,20 @@ def test_change_rotate_and_delete(acme_key, acme):
     assert endpoint_secret(WebhookEndpoint.objects.get()) == rotated.json()["secret"]
     assert acme_key.delete(f"/api/webhooks/{endpoint.pk}/").status_code == 204
     assert not WebhookEndpoint.objects.exists()
+    trail = list(
+        AuditEvent.objects.filter(organization=acme, action__startswith="webhook.")
+        .order_by("created_at", "id")
+        .values_list("action", "changes")
+    )
+    assert [action for action, _ in trail] == [
+        "webhook.endpoint_created",
+        "webhook.endpoint_updated",
+        "webhook.secret_rotated",
+        "webhook.endpoint_deleted",
+    ]
+    assert trail[1][1] == {"event_types": [["*"], ["ticket.created"]], "active": [True, False]}
+    assert trail[2][1] == {"secret_prefix": rotated.json()["secret"][:12]}
+    assert all(secret not in str(changes) for _, changes in trail)
 
 
 @responses.activate

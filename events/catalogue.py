@@ -45,7 +45,7 @@ EVENT_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "qualification.submitted": (
         "A prospect submitted a questionnaire.",
-        {"id": _QUALIFICATION, "tier": "premium", "status": "manual_review", "auto_score": 62},
+        {"id": _QUALIFICATION, "tier": "premium", "status": "MANUAL_REVIEW", "auto_score": 62},
     ),
     "qualification.status_changed": (
         "A qualification moved to another status (a review, or a discovery call booked or canceled).",

@@ -76,7 +76,31 @@ SMS_SHORT_LINK_DAYS = env("SMS_SHORT_LINK_DAYS", 60, int)
 # The sandbox posts simulated, signed status callbacks to SITE_URL's /webhooks/twilio/status/ after each send.
 SMS_DISPATCH_SECONDS = env("SMS_DISPATCH_SECONDS", 20.0, float)
 SMS_SANDBOX_CALLBACKS = env("SMS_SANDBOX_CALLBACKS", SMS_PROVIDER == "sandbox", to_bool)
-PROVIDER_SETTINGS = {"EMAIL_PROVIDER": EMAIL_PROVIDER, "STRIPE_PROVIDER": STRIPE_PROVIDER, "SMS_PROVIDER": SMS_PROVIDER}
+# Integrations (integrations/): each has a real adapter and a sandbox, like the providers above.
+# NinjaOne RMM: alerts arrive at /webhooks/ninjaone/ carrying NINJAONE_WEBHOOK_SECRET; devices are listed through its
+# API with client credentials.
+NINJAONE_WEBHOOK_SECRET = env("NINJAONE_WEBHOOK_SECRET", "" if PRODUCTION else "keel-ninjaone-dev-secret")
+NINJAONE_BASE_URL = env("NINJAONE_BASE_URL", "https://app.ninjarmm.com")
+NINJAONE_CLIENT_ID = env("NINJAONE_CLIENT_ID", "")
+NINJAONE_CLIENT_SECRET = env("NINJAONE_CLIENT_SECRET", "")
+NINJAONE_PROVIDER = env("NINJAONE_PROVIDER", "ninjaone" if (PRODUCTION or NINJAONE_CLIENT_ID) else "sandbox")
+# Calendly: invitee events at /webhooks/calendly/ signed with the webhook subscription's signing key; prospects book
+# discovery calls at CALENDLY_BOOKING_URL.
+CALENDLY_WEBHOOK_SIGNING_KEY = env("CALENDLY_WEBHOOK_SIGNING_KEY", "" if PRODUCTION else "keel-calendly-dev-key")
+CALENDLY_WEBHOOK_TOLERANCE = env("CALENDLY_WEBHOOK_TOLERANCE", 180, int)
+CALENDLY_BOOKING_URL = env("CALENDLY_BOOKING_URL", "")
+# QuickBooks Online: staff connect the company through OAuth 2 (Intuit's app credentials below).
+QBO_CLIENT_ID = env("QBO_CLIENT_ID", "")
+QBO_CLIENT_SECRET = env("QBO_CLIENT_SECRET", "")
+QBO_ENVIRONMENT = env("QBO_ENVIRONMENT", "production" if PRODUCTION else "sandbox")
+QBO_PROVIDER = env("QBO_PROVIDER", "quickbooks" if (PRODUCTION or QBO_CLIENT_ID) else "sandbox")
+PROVIDER_SETTINGS = {
+    "EMAIL_PROVIDER": EMAIL_PROVIDER,
+    "STRIPE_PROVIDER": STRIPE_PROVIDER,
+    "SMS_PROVIDER": SMS_PROVIDER,
+    "NINJAONE_PROVIDER": NINJAONE_PROVIDER,
+    "QBO_PROVIDER": QBO_PROVIDER,
+}
 # Inbound mail (SendGrid Inbound Parse to /anymail/sendgrid/inbound/) must carry these basic-auth credentials,
 # "user:password", as https://user:password@host/anymail/sendgrid/inbound/.
 _DEV_INBOUND_SECRET = "keel:inbound-dev-secret"  # noqa: S105 - development only; production requires its own
@@ -128,6 +152,9 @@ INSTALLED_APPS = [
     "tickets",
     "sms",
     "notifications",
+    "integrations.ninjaone",
+    "integrations.calendly",
+    "integrations.quickbooks",
     "portal",
 ]
 
@@ -326,6 +353,8 @@ CELERY_BEAT_SCHEDULE = {
     "sms-settle-sent": {"task": "sms.tasks.settle_sent_messages", "schedule": 600.0},
     "notifications-retry-due": {"task": "notifications.tasks.retry_due", "schedule": 60.0},
     "tenancy-send-scheduled-reports": {"task": "tenancy.tasks.send_scheduled_reports", "schedule": 900.0},
+    "ninjaone-sync-devices": {"task": "integrations.ninjaone.tasks.sync_devices", "schedule": 3600.0},
+    "quickbooks-sync-due": {"task": "integrations.quickbooks.tasks.sync_due", "schedule": 300.0},
     "billing-process-failed-payments": {
         "task": "billing.tasks.process_failed_payments",
         "schedule": crontab(minute=15),

@@ -23,11 +23,13 @@ urlpatterns = [
     re_path(r"^health/?$", health, name="health"),
     path("admin/tickets/sla-report/", sla_report_page, name="staff-sla-report"),  # before the admin's catch-all
     path("admin/billing/revenue/", revenue_page, name="staff-billing-revenue"),
+    path("admin/integrations/", include("integrations.urls_staff")),  # before the admin's catch-all
     path("admin/", admin.site.urls),
     path("api/", include("msp.api_urls")),
     re_path(r"^webhooks/stripe/?$", stripe_webhook, name="stripe-webhook"),
     path("sandbox/stripe/", include("billing.urls")),
     path("anymail/", include(anymail_urls)),
+    path("", include("integrations.urls")),
     path("", include("sms.urls")),
     path("", include("portal.urls")),
 ]

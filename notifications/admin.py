@@ -2,6 +2,8 @@
 
 What happened is read-only: notices, notifications, deliveries (filter by channel, status and reason to find what
 did not arrive and why), people's preferences and organizations' Slack webhooks (the address itself is never shown).
+Platform notices (to the MSP's staff or to addresses of no customer) have no organization: filter the organization
+column by "Empty" to see them. A notice's sealed values (one-time links) are never shown.
 
 Bulk sends are written here as drafts (the event type, a title and message, the roles told, and optionally the
 organizations; every active one otherwise) and started with the "Start sending" action, or at once with "Start
@@ -19,7 +21,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from notifications.catalogue import EVENT_TYPES
+from notifications.catalogue import choosable
 from notifications.models import (
     BulkSend,
     BulkStatus,
@@ -68,11 +70,11 @@ class DeliveryInline(admin.TabularInline):
 @admin.register(Notice)
 class NoticeAdmin(RecordAdmin):
     list_display = ["created_at", "event_type", "organization", "key", "recipients", "notified", "bulk_send"]
-    list_filter = ["event_type"]
+    list_filter = ["event_type", ("organization", admin.EmptyFieldListFilter)]
     search_fields = ["key", "organization__name", "organization__slug"]
     list_select_related = ["organization", "bulk_send"]
-    readonly_fields = ["organization", "event_type", "key", "context", "template", "recipients", "notified",
-                       "bulk_send", "created_at"]  # fmt: skip
+    fields = readonly_fields = ("organization", "event_type", "key", "context", "template", "auto_reply",
+                                "recipients", "notified", "bulk_send", "created_at")  # fmt: skip
     inlines = [DeliveryInline]
 
 
@@ -91,7 +93,7 @@ class NotificationAdmin(RecordAdmin):
 class DeliveryAdmin(RecordAdmin):
     list_display = ["created_at", "channel", "to", "organization", "event_type", "status", "reason", "attempts",
                     "next_attempt_at", "sent_at"]  # fmt: skip
-    list_filter = ["channel", "status", "reason"]
+    list_filter = ["channel", "status", "reason", ("organization", admin.EmptyFieldListFilter)]
     search_fields = ["to", "provider_id", "organization__name", "notice__event_type"]
     list_select_related = ["organization", "notice"]
     readonly_fields = ["organization", "notice", "notification", "channel", "to", "subject", "body", "status",
@@ -129,7 +131,7 @@ class SlackWebhookAdmin(RecordAdmin):
 
 class BulkSendForm(forms.ModelForm):
     event_type = forms.ChoiceField(
-        choices=[(name, f"{event.label} ({name})") for name, event in EVENT_TYPES.items()], initial="platform.incident"
+        choices=[(event.name, f"{event.label} ({event.name})") for event in choosable()], initial="platform.incident"
     )
     roles = forms.MultipleChoiceField(
         choices=Role.choices, initial=[Role.OWNER], widget=forms.CheckboxSelectMultiple, help_text="Who is told."

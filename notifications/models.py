@@ -1,11 +1,14 @@
 """Notifications: what people are told, through which channels, and whether it reached them.
 
 - ``Notice``: one call of ``notify()``: an event of one organization, its context, and an optional idempotency
-  ``key`` (unique per organization and event type, so the same notice is never created twice).
+  ``key`` (unique per organization and event type, so the same notice is never created twice). A *platform notice*
+  has no organization: an email to the MSP's staff or to an address that belongs to no customer (a sales assignment
+  of a prospect, an automatic answer to an unknown sender). Tenant-scoped lookups never see it; the admin shows it.
 - ``Notification``: the notice for one person. It is their in-app item (the bell) when ``in_app`` is on, with
   ``read_at`` once read; the email and SMS to them are its deliveries.
 - ``Delivery``: one message on one channel (email, SMS, Slack), with its status (pending, sent, failed, skipped with a
-  reason), its attempts and when it is next due. A Slack delivery belongs to the notice, not to a person.
+  reason), its attempts and when it is next due. A Slack delivery belongs to the notice, not to a person, and so
+  does an email to a plain address (someone without an account, or outside the organization's membership).
 - ``NotificationPreference``: a person's choice of channels for one event type in one organization; without a row
   the defaults of their role apply (``notifications.catalogue.ROLE_DEFAULTS``).
 - ``SlackWebhook``: an organization's Slack incoming webhook (stored encrypted) and the event types routed to it.
@@ -81,11 +84,21 @@ class BulkSend(models.Model):
 
 
 class Notice(TenantModel):
+    organization = models.ForeignKey(  # type: ignore[assignment]
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="Empty for a platform notice (to the MSP's staff, or to an address of no customer).",
+    )  # fmt: skip
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     event_type = models.CharField(max_length=64)
     key = models.CharField(max_length=200, blank=True, help_text="Idempotency key: the notice is created once.")
     context = models.JSONField(default=dict, blank=True)
     template = models.CharField(max_length=100, blank=True, help_text="An email template used instead of the event's.")
+    sealed = models.TextField(
+        blank=True, help_text="Encrypted values only the email carries (a one-time link); never shown."
+    )
+    auto_reply = models.BooleanField(
+        default=False, help_text="An automatic answer: its email says so, so that other systems do not answer it."
+    )
     recipients = models.PositiveIntegerField(default=0, help_text="People it was addressed to.")
     notified = models.PositiveIntegerField(default=0, help_text="People told through at least one channel.")
     bulk_send = models.ForeignKey(BulkSend, null=True, blank=True, on_delete=models.SET_NULL, related_name="notices")
@@ -96,7 +109,13 @@ class Notice(TenantModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "event_type", "key"], condition=~Q(key=""), name="notif_notice_key_once"
-            )
+            ),
+            # NULLs differ in a unique index, so platform notices need their own.
+            models.UniqueConstraint(
+                fields=["event_type", "key"],
+                condition=Q(organization__isnull=True) & ~Q(key=""),
+                name="notif_platform_notice_key_once",
+            ),
         ]
         indexes = [models.Index(fields=["organization", "-created_at"], name="notif_notice_org_created")]
 
@@ -166,6 +185,10 @@ class Reason(models.TextChoices):
 
 
 class Delivery(TenantModel):
+    organization = models.ForeignKey(  # type: ignore[assignment]
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="Empty for the email of a platform notice.",
+    )  # fmt: skip
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="deliveries")
     notification = models.ForeignKey(

@@ -13,10 +13,12 @@ Every template sees the caller's context plus ``event_label`` (the event type's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from django.conf import settings
 from django.template import Context, engines
+from django.utils import formats, timezone
 
 from notifications.catalogue import EMAIL, EVENT_TYPES, IN_APP, SLACK
 
@@ -58,3 +60,13 @@ def render(*, event_type: str, channel: str, context: dict[str, Any]) -> Rendere
         return Rendered(title="", body=text)
     first, _, rest = text.partition("\n")
     return Rendered(title=" ".join(first.split())[:TITLE_LENGTH], body=rest.strip())
+
+
+def date_text(value: date | datetime | None, format: str) -> str:
+    """``value`` written as an email template's ``|date:format`` writes it (a datetime in the current time zone); ""
+    for None. A notice's context is stored as JSON, so callers pass dates already written this way."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime) and timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return formats.date_format(value, format)

@@ -1,7 +1,9 @@
 """One sender per channel: each takes a claimed delivery, sends it, and says what happened.
 
 - **Email** goes through ``tenancy.emails.email_send`` (branded, sent by the mail task after commit): the event
-  type's words in ``email/notification.*`` (this app's templates), or the existing email template the notice names.
+  type's words in ``email/notification.*`` (this app's templates), or the existing email template the notice names,
+  rendered from the notice's context and its sealed values (decrypted only here). A platform notice's email carries
+  Keel's own branding; an automatic answer says so in its ``Auto-Submitted`` header.
 - **SMS** goes through the SMS provider (``sms.providers.get_provider``), outside the campaign gates (no consent,
   quiet hours, budget or warm-up: the person asked for these messages), but never to a number on the organization's
   do-not-contact list. It is sent from the organization's first active sending number. A retried SMS first asks
@@ -14,7 +16,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from django.db import transaction
@@ -30,6 +34,8 @@ from tenancy.emails import email_send
 
 SLACK_TIMEOUT = 10.0  # seconds
 EXCERPT = 200
+# On automatic answers, so that the other side's robots do not answer them in turn (RFC 3834).
+AUTOMATIC_REPLY = {"Auto-Submitted": "auto-replied"}
 
 
 @dataclass(frozen=True)
@@ -55,23 +61,37 @@ class SendError(Exception):
 Outcome = Sent | Skipped
 
 
+def _sealed(delivery: Delivery) -> dict[str, Any]:
+    if not delivery.notice.sealed:
+        return {}
+    try:
+        values: dict[str, Any] = json.loads(decrypt(delivery.notice.sealed))
+    except ValueError as error:
+        raise SendError(f"The sealed values cannot be read: {error}.", retryable=False) from error
+    return values
+
+
 def send_email(delivery: Delivery) -> Outcome:
     notice = delivery.notice
     organization = delivery.organization
+    context: dict[str, Any]
     if notice.template:
         person = delivery.notification.user if delivery.notification else None
-        context = {**notice.context, "recipient": person.get_short_name() if person else ""}
+        context = {**notice.context, "recipient": person.get_short_name() if person else "", **_sealed(delivery)}
         template = notice.template
     else:
-        url = delivery.notification.url if delivery.notification else ""
+        url = delivery.notification.url if delivery.notification else str(notice.context.get("url") or "")
         context = {"subject": delivery.subject, "body": delivery.body, "url": absolute_url(url) if url else ""}
         template = "notification"
+    headers = AUTOMATIC_REPLY if notice.auto_reply else None
     with transaction.atomic():  # email_send hands the message to the mail task when this block commits
-        email_send(to=delivery.to, template=template, context=context, organization=organization)
+        email_send(to=delivery.to, template=template, context=context, organization=organization, headers=headers)
     return Sent()
 
 
 def sender_number(delivery: Delivery) -> str | None:
+    if delivery.organization_id is None:
+        return None
     number = (
         SendingNumber.objects.filter(organization_id=delivery.organization_id, active=True)
         .order_by("phone_e164")
@@ -82,6 +102,8 @@ def sender_number(delivery: Delivery) -> str | None:
 
 
 def send_sms(delivery: Delivery) -> Outcome:
+    if delivery.organization_id is None:  # platform notices are emailed only
+        raise SendError("A platform notice sends no SMS.", retryable=False)
     if DoNotContact.objects.for_org(delivery.organization_id).filter(phone_e164=delivery.to).exists():
         return Skipped(Reason.DNC)
     sender = sender_number(delivery)
@@ -103,7 +125,7 @@ def send_sms(delivery: Delivery) -> Outcome:
 
 
 def send_slack(delivery: Delivery) -> Outcome:
-    webhook = slack_webhook(delivery.organization)
+    webhook = slack_webhook(delivery.organization) if delivery.organization is not None else None
     if webhook is None or delivery.notice.event_type not in webhook.event_types:
         return Skipped(Reason.NO_WEBHOOK, "Slack was turned off for this event type before it was sent.")
     try:

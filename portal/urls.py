@@ -9,6 +9,7 @@ from portal.views import (
     auth,
     billing,
     dashboard,
+    devices,
     invite,
     invoices,
     messaging,
@@ -55,6 +56,7 @@ urlpatterns = [
     # The portal
     path("switch/<slug:slug>/", account.switch_org, name="switch_org"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("devices/", devices.devices, name="devices"),
     path("billing/", billing.billing, name="billing"),
     path("billing/portal/", billing.billing_portal, name="billing_portal"),
     path("billing/plan/", billing.billing_change_plan, name="billing_change_plan"),

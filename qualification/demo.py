@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
-from qualification.models import Qualification
-from qualification.services import qualification_review, qualification_submit
+from qualification.models import Qualification, QualificationStatus
+from qualification.services import qualification_call_scheduled, qualification_review, qualification_submit
 
 CORE = {"business_type": "small_business", "current_it_support": ["another_msp"], "tech_comfort_level": 3,
         "pain_point": "security", "timeline": "immediately"}  # fmt: skip
@@ -18,7 +20,7 @@ PREMIUM = {"ein": "12-3456789", "industry": "Health", "employee_count": 60, "loc
 ENTERPRISE = {"current_it_setup": "Three sites, 700 endpoints, on-premises AD", "project_scope": "24x7 managed SOC",
               "timeline": "Next quarter", "budget_notes": "Board approved"}  # fmt: skip
 
-# email, tier, answers, staff decision (or None)
+# email, tier, answers, staff decision or booked call (or None)
 PROSPECTS: list[tuple[str, str, dict[str, Any], tuple[str, str] | None]] = [
     ("olivia@brightdental.test", "core_plus", CORE, None),  # AUTO_APPROVED 90
     ("sam@cornerbakery.test", "core_plus", {**CORE, "business_type": "soho", "current_it_support": ["part_time"]},
@@ -26,7 +28,7 @@ PROSPECTS: list[tuple[str, str, dict[str, Any], tuple[str, str] | None]] = [
     ("lee@harbourlaw.test", "core_plus", {**CORE, "business_type": "soho", "current_it_support": ["part_time"]},
      ("QUALIFIED", "")),
     ("kim@tinytoys.test", "core_plus", {**CORE, "business_type": "soho", "current_it_support": ["none"],
-     "tech_comfort_level": 1, "timeline": "just_exploring"}, ("NOT_QUALIFIED", "Single-person business")),
+     "tech_comfort_level": 1, "timeline": "just_exploring"}, ("DISCOVERY_CALL_SCHEDULED", "")),  # booked a call
     ("ravi@medigroup.test", "premium", PREMIUM, None),  # APPROVED 100
     ("jo@freightline.test", "premium", {**PREMIUM, "years_in_business": 3, "budget_range": "1000_2499",
      "decision_maker": False}, None),  # CONDITIONAL_APPROVAL 83
@@ -49,7 +51,11 @@ def seed() -> list[str]:
             qualification = qualification_submit(
                 tier=tier, data={"customer_email": email, "name": company, "company_name": company, **answers}
             )
-            if decision:
+            if decision and decision[0] == QualificationStatus.DISCOVERY_CALL_SCHEDULED:
+                # Calendly would tell us (integrations.calendly); the demo moves the status only, without a booking.
+                meeting_at = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
+                qualification_call_scheduled(qualification=qualification, meeting_at=meeting_at, actor_label="Demo")
+            elif decision:
                 qualification = qualification_review(
                     qualification=qualification, status=decision[0], reason=decision[1], actor=None
                 )

@@ -24,6 +24,7 @@ class QualificationStatus(models.TextChoices):
     APPROVED = scoring.APPROVED, "Approved"
     CONDITIONAL_APPROVAL = scoring.CONDITIONAL_APPROVAL, "Conditionally approved"
     DISCOVERY_CALL = scoring.DISCOVERY_CALL, "Discovery call"
+    DISCOVERY_CALL_SCHEDULED = scoring.DISCOVERY_CALL_SCHEDULED, "Discovery call scheduled"
     SUBMITTED = scoring.SUBMITTED, "Submitted"
     QUALIFIED = scoring.QUALIFIED, "Qualified"
     NOT_QUALIFIED = scoring.NOT_QUALIFIED, "Not qualified"
@@ -34,7 +35,15 @@ APPROVED_STATUSES = frozenset({QualificationStatus.AUTO_APPROVED, QualificationS
                                QualificationStatus.QUALIFIED})  # fmt: skip
 # Wait for a person in sales: assigned to a rep on submission.
 NEEDS_HUMAN_STATUSES = frozenset({QualificationStatus.MANUAL_REVIEW, QualificationStatus.CONDITIONAL_APPROVAL,
-                                  QualificationStatus.DISCOVERY_CALL, QualificationStatus.SUBMITTED})  # fmt: skip
+                                  QualificationStatus.DISCOVERY_CALL, QualificationStatus.DISCOVERY_CALL_SCHEDULED,
+                                  QualificationStatus.SUBMITTED})  # fmt: skip
+# A booked discovery call moves a qualification from one of these to DISCOVERY_CALL_SCHEDULED (and a canceled call
+# back to the one it came from): the prospect is waiting for a person, so talking to one makes sense. Never from a
+# final status: a decision stands whatever the prospect books.
+CALL_SCHEDULABLE_STATUSES = frozenset({
+    QualificationStatus.DISCOVERY_CALL, QualificationStatus.MANUAL_REVIEW, QualificationStatus.CONDITIONAL_APPROVAL,
+    QualificationStatus.SUBMITTED,
+})  # fmt: skip
 FINAL_STATUSES = frozenset({QualificationStatus.AUTO_APPROVED, QualificationStatus.APPROVED,
                             QualificationStatus.QUALIFIED, QualificationStatus.NOT_QUALIFIED})  # fmt: skip
 
@@ -42,6 +51,7 @@ FINAL_STATUSES = frozenset({QualificationStatus.AUTO_APPROVED, QualificationStat
 class NextStep(models.TextChoices):
     GET_QUOTE = "get_quote", "Get a quote"
     BOOK_DISCOVERY_CALL = "book_discovery_call", "Book a discovery call"
+    ATTEND_DISCOVERY_CALL = "attend_discovery_call", "Attend your discovery call"
     AWAIT_REVIEW = "await_review", "Wait for our review"
     AWAIT_QUOTE = "await_quote", "Wait for your tailored quote"
     CONTACT_SALES = "contact_sales", "Talk to us"
@@ -100,6 +110,8 @@ def next_step(tier: str, status: str) -> str:
         return NextStep.AWAIT_QUOTE if tier == QualificationTier.ENTERPRISE else NextStep.GET_QUOTE
     if status == QualificationStatus.DISCOVERY_CALL:
         return NextStep.BOOK_DISCOVERY_CALL
+    if status == QualificationStatus.DISCOVERY_CALL_SCHEDULED:
+        return NextStep.ATTEND_DISCOVERY_CALL
     if status == QualificationStatus.NOT_QUALIFIED:
         return NextStep.CONTACT_SALES
     return NextStep.AWAIT_REVIEW

@@ -1,8 +1,15 @@
-"""Every write to qualifications: submit, assign to sales, review, reassign, convert."""
+"""Every write to qualifications: submit, assign to sales, review, reassign, convert, and the discovery call being
+booked or canceled.
+
+Every service that moves a qualification to another status publishes ``qualification.status_changed`` (``id``,
+``tier``, ``status``, ``previous_status``) through the outbox in the same transaction; submission, which sets the
+first status, publishes ``qualification.submitted`` instead.
+"""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -13,15 +20,16 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from events.services import publish
+from notifications.services import is_email_address, notify
 from qualification import scoring
 from qualification.models import (
+    CALL_SCHEDULABLE_STATUSES,
     NEEDS_HUMAN_STATUSES,
     Qualification,
     QualificationStatus,
     QualificationTier,
 )
 from tenancy.audit import audit_record
-from tenancy.emails import email_send
 from tenancy.errors import ConflictError, ServiceValidationError, field_error
 from tenancy.models import Organization, User
 
@@ -81,6 +89,15 @@ def _clean_enterprise(data: dict[str, Any], errors: dict[str, list[str]]) -> dic
     return cleaned
 
 
+def _publish_status_changed(qualification: Qualification, previous: str) -> None:
+    publish(
+        None,
+        "qualification.status_changed",
+        {"id": qualification.id, "tier": qualification.tier, "status": qualification.status,
+         "previous_status": previous},
+    )  # fmt: skip
+
+
 def _pick_sales_rep() -> User | None:
     """The active Sales staff user with the fewest open assignments (ties: longest-standing account first)."""
     group = Group.objects.filter(name=SALES_GROUP).first()
@@ -99,9 +116,13 @@ def _assign(qualification: Qualification, rep: User | None) -> None:
     qualification.assigned_to = rep
     qualification.assigned_at = timezone.now() if rep else None
     qualification.save(update_fields=["assigned_to", "assigned_at", "updated_at"])
-    if rep is not None:
-        email_send(
-            to=rep.email,
+    if rep is not None and is_email_address(rep.email):
+        # The rep is MSP staff (no member of any customer) and the prospect has usually no organization yet: a
+        # platform notice to the rep's address.
+        notify(
+            organization=None,
+            event_type="sales.qualification_assigned",
+            addresses=[rep.email],
             template="qualification_assigned",
             context={
                 "rep_name": rep.get_short_name(),
@@ -195,7 +216,59 @@ def qualification_review(
             ip=ip,
         )
         publish(None, "qualification.reviewed", {"id": locked.id, "tier": locked.tier, "status": status})
+        if previous != status:
+            _publish_status_changed(locked, previous)
     return locked
+
+
+def qualification_call_scheduled(
+    *, qualification: Qualification, meeting_at: datetime, actor_label: str = "Calendly"
+) -> str | None:
+    """The prospect booked their discovery call for ``meeting_at``: move to DISCOVERY_CALL_SCHEDULED from a status
+    where a call makes sense (``CALL_SCHEDULABLE_STATUSES``). Returns the status it had before, or None when nothing
+    changed (already scheduled, a final status, or already a customer)."""
+    with transaction.atomic():
+        locked = Qualification.objects.select_for_update().get(pk=qualification.pk)
+        if locked.converted or locked.status not in CALL_SCHEDULABLE_STATUSES:
+            return None
+        previous = locked.status
+        locked.status = QualificationStatus.DISCOVERY_CALL_SCHEDULED
+        locked.save(update_fields=["status", "updated_at"])
+        audit_record(
+            action="qualification.call_scheduled",
+            actor_label=actor_label,
+            target=locked,
+            changes={"status": [previous, locked.status], "meeting_at": meeting_at.isoformat()},
+        )
+        _publish_status_changed(locked, previous)
+    qualification.status = locked.status
+    return previous
+
+
+def qualification_call_canceled(
+    *, qualification: Qualification, restore_status: str, actor_label: str = "Calendly"
+) -> bool:
+    """The prospect's discovery call was canceled and no other is booked: move back from DISCOVERY_CALL_SCHEDULED to
+    ``restore_status``, the status it had before. Nothing changes (False) when staff have moved it on since, when it
+    is already a customer, or when ``restore_status`` is not one a call can be booked from."""
+    if restore_status not in CALL_SCHEDULABLE_STATUSES:
+        return False
+    with transaction.atomic():
+        locked = Qualification.objects.select_for_update().get(pk=qualification.pk)
+        if locked.converted or locked.status != QualificationStatus.DISCOVERY_CALL_SCHEDULED:
+            return False
+        previous = locked.status
+        locked.status = restore_status
+        locked.save(update_fields=["status", "updated_at"])
+        audit_record(
+            action="qualification.call_canceled",
+            actor_label=actor_label,
+            target=locked,
+            changes={"status": [previous, restore_status]},
+        )
+        _publish_status_changed(locked, previous)
+    qualification.status = locked.status
+    return True
 
 
 def qualification_reassign(

@@ -28,6 +28,8 @@ What happens to a message, in order (the outcome string is what :func:`inbound_r
 
 Attachments are kept through ``attachment_add``; one that is too big or of a refused type is left out and named in a
 line under the text. Each message is one transaction: nothing is half-written, and mail goes out after the commit.
+The automatic answers (acknowledgements, unknown-sender replies) are notices (``notifications.services.notify``) to
+the sender's address, marked ``Auto-Submitted: auto-replied`` so that other systems do not answer them (RFC 3834).
 A database failure propagates (SendGrid retries on a 5xx); bad mail never does.
 """
 
@@ -56,7 +58,7 @@ from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from tenancy.emails import email_send
+from notifications.services import notify
 from tenancy.errors import ServiceValidationError
 from tenancy.models import Membership, Organization, User
 from tickets.models import Channel, Comment, QueuedEmail, SupportSettings, Ticket, TicketStatus, UnknownSender
@@ -83,8 +85,6 @@ SYSTEM_SENDER = re.compile(
 )
 BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 AUTOREPLY_HEADERS = ("X-Autoreply", "X-Autorespond")
-# On our automatic answers (acknowledgements, unknown-sender replies), so other systems do not answer them (RFC 3834).
-AUTOMATIC_REPLY = {"Auto-Submitted": "auto-replied"}
 
 
 @dataclass(frozen=True)
@@ -401,11 +401,15 @@ def _unknown(mail: Mail) -> str:
         )
         return "queued"
     if _reply_allowed("unknown", mail.sender, UNKNOWN_REPLY_LIMIT, 86400):
-        email_send(
-            to=mail.sender,
+        # No customer: a platform notice, answered once per message however often the message is delivered.
+        notify(
+            organization=None,
+            event_type="ticket.sender_unknown",
+            addresses=[mail.sender],
             template="ticket_unknown_sender",
+            key=f"inbound:{hashlib.sha256(mail.message_id.encode()).hexdigest()}:unknown",
             context={"subject": mail.subject or "(no subject)", "sender": mail.sender},
-            headers=AUTOMATIC_REPLY,
+            auto_reply=True,
         )
     return "rejected"
 
@@ -457,16 +461,19 @@ def _place(mail: Mail) -> str:
     for upload in kept:
         attachment_add(ticket=created, upload=upload)
     if _reply_allowed("received", mail.sender, ACK_LIMIT, 3600):
-        email_send(
-            to=mail.sender,
-            template="ticket_received",
+        # The acknowledgement answers the sender's address (a member or not) whatever they chose for tickets.
+        notify(
             organization=organization,
+            event_type="ticket.received",
+            addresses=[mail.sender],
+            template="ticket_received",
+            key=f"ticket:{created.pk}:received",
             context={
                 "reference": created.reference,
                 "subject": created.subject,
                 "path": f"/support/tickets/{created.number}/" if user else "",
             },
-            headers=AUTOMATIC_REPLY,
+            auto_reply=True,
         )
     return f"opened:{created.reference}"
 

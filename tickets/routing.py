@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from django.contrib.auth.models import Group
 from django.db.models import Count
 
-from tenancy.emails import email_send
+from notifications.services import is_email_address, notify
 from tenancy.models import Organization
 from tickets import sla
 from tickets.models import OPEN_STATUSES, SupportSettings, Technician, Ticket
@@ -116,12 +116,18 @@ class Announced(Protocol):
     def get_priority_display(self) -> str: ...
 
 
-def alert(ticket: Announced, *, to: list[str], headline: str, detail: str) -> None:
-    if not to:
+def alert(ticket: Announced, *, to: list[str], headline: str, detail: str, key: str = "") -> None:
+    """Email staff (``to``: their addresses) about a ticket. Staff are not members of the customer's organization, so
+    this is a platform notice, one email each; with ``key``, once."""
+    addresses = [address for address in to if is_email_address(address)]
+    if not addresses:
         return
-    email_send(
-        to=to,
+    notify(
+        organization=None,
+        event_type="ticket.staff_alert",
+        addresses=addresses,
         template="ticket_alert",
+        key=key,
         context={
             "headline": headline,
             "detail": detail,
@@ -136,4 +142,5 @@ def alert(ticket: Announced, *, to: list[str], headline: str, detail: str) -> No
 
 def managers_told_unrouted(ticket: Ticket, reason: str, now: datetime) -> None:
     if notice_once(ticket, "unrouted", now):
-        alert(ticket, to=staff_in("Manager"), headline=f"{ticket.reference} has no technician", detail=reason)
+        alert(ticket, to=staff_in("Manager"), headline=f"{ticket.reference} has no technician", detail=reason,
+              key=f"ticket:{ticket.pk}:unrouted")  # fmt: skip

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from events.services import publish
-from tenancy.emails import email_send
+from notifications.services import is_email_address, notify
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization, User
 from tickets import routing, workflows
@@ -299,11 +299,15 @@ def comment_add(
             locked.save(update_fields=[*fields, *SLA_FIELDS, "updated_at"])
         publish(locked.organization, "ticket.updated",
                 _payload(locked, changed=["comments"], comment=comment.pk, internal=internal))  # fmt: skip
-        if by_staff and not internal and locked.requester_email:
-            email_send(
-                to=locked.requester_email,
-                template="ticket_reply",
+        if by_staff and not internal and is_email_address(locked.requester_email):
+            # The reply is the conversation itself: the requester's address gets it, member or not, whatever they
+            # chose for ticket notifications.
+            notify(
                 organization=locked.organization,
+                event_type="ticket.replied",
+                addresses=[locked.requester_email],
+                template="ticket_reply",
+                key=f"comment:{comment.pk}",
                 context={
                     "reference": locked.reference,
                     "subject": locked.subject,
@@ -473,11 +477,13 @@ def ticket_merge(*, ticket: Ticket, into: Ticket, actor: User | None = None) -> 
         _log(duplicate, "merged", f"Merged into {target.reference}", actor, into=str(target.pk))
         _log(target, "merged", f"{duplicate.reference} merged into this ticket", actor, merged=str(duplicate.pk))
         publish(duplicate.organization, "ticket.closed", _payload(duplicate, merged_into=target.pk))
-        if duplicate.requester_email:
-            email_send(
-                to=duplicate.requester_email,
-                template="ticket_merged",
+        if is_email_address(duplicate.requester_email):
+            notify(
                 organization=duplicate.organization,
+                event_type="ticket.merged",
+                addresses=[duplicate.requester_email],
+                template="ticket_merged",
+                key=f"ticket:{duplicate.pk}:merged",
                 context={
                     "reference": duplicate.reference,
                     "subject": duplicate.subject,

@@ -36,6 +36,7 @@ class AttemptTrigger(models.TextChoices):
     RETRY = "retry", "Scheduled retry"
     STAFF = "staff", "Retried by staff"
     CUSTOMER = "customer", "Paid by the customer"
+    EXTERNAL = "external", "Paid outside Keel"  # recorded from the MSP's accounting (QuickBooks)
 
 
 class PaymentAttempt(TenantModel):

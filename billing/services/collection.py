@@ -15,7 +15,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -37,8 +37,9 @@ from billing.providers.base import ChargeRequest, ChargeResult, ChargeStatus, In
 from billing.selectors import billing_contacts
 from billing.services.invoices import amount_due, invoice_pay_url
 from events.services import publish
+from notifications.rendering import date_text
+from notifications.services import notify
 from tenancy.audit import audit_record
-from tenancy.emails import email_send
 from tenancy.errors import ConflictError
 from tenancy.models import Organization, User
 from tenancy.services import organization_reactivate
@@ -236,7 +237,7 @@ def _paid(invoice: Invoice, attempt: PaymentAttempt, now: datetime) -> None:
     publish(invoice.organization, "payment.succeeded", _payment_payload(invoice, attempt))
     publish(invoice.organization, "invoice.paid", _payload(invoice, attempt))
     if invoice.status == InvoiceStatus.PAID:
-        _reinstate(invoice.organization)
+        reinstate_if_settled(invoice.organization)
 
 
 def _failed(invoice: Invoice, attempt: PaymentAttempt, message: str, now: datetime) -> None:
@@ -269,23 +270,49 @@ def _failed(invoice: Invoice, attempt: PaymentAttempt, message: str, now: dateti
     )
 
 
+# The notice each invoice email is: its event type, and the idempotency key of one occurrence (so a retried service
+# never emails twice): the Nth failed automatic payment; the reminder of the Nth day from the due date.
+_INVOICE_EVENTS = {"payment_failed": "payment.failed", "invoice_reminder": "invoice.reminder"}
+# Dates the email templates show, written as text here (a notice's context is stored as JSON).
+_INVOICE_DATES = {"next_payment_at": "j F Y, H:i T"}
+
+
+def _invoice_notice_key(invoice: Invoice, template: str, context: dict[str, object]) -> str:
+    if template == "payment_failed":
+        failures = invoice.attempts.filter(
+            trigger__in=OFF_SESSION, status__in=(AttemptStatus.FAILED, AttemptStatus.REQUIRES_ACTION)
+        ).count()
+        return f"invoice:{invoice.pk}:payment_failed:{failures}"
+    if template == "invoice_reminder":
+        day = int(str(context.get("days_overdue") or 0)) - int(str(context.get("days_left") or 0))
+        return f"invoice:{invoice.pk}:reminder:{day}"
+    return ""
+
+
 def invoice_notify(invoice: Invoice, template: str, **context: object) -> bool:
-    """Email the organization's billing contacts about an invoice (after commit), with its reference, currency and
-    pay link; False when nobody receives invoices."""
+    """Email the organization's billing contacts about an invoice (after commit, one email each: a billing contact
+    is an address, whatever they chose in their notification settings), with its reference, currency and pay link;
+    False when nobody receives invoices."""
     recipients = billing_contacts(invoice.organization)
     if not recipients:
         return False
-    email_send(
-        to=recipients,
+    written = {
+        name: date_text(value, _INVOICE_DATES.get(name, "j F Y")) if isinstance(value, date) else value
+        for name, value in context.items()
+    }
+    notify(
+        organization=invoice.organization,
+        event_type=_INVOICE_EVENTS.get(template, "invoice.issued"),
+        addresses=recipients,
         template=template,
+        key=_invoice_notice_key(invoice, template, context),
         context={
             "reference": invoice.reference,
             "organization_name": invoice.organization.name,
             "currency": invoice.currency,
             "pay_url": invoice_pay_url(invoice),
-            **context,
+            **written,
         },
-        organization=invoice.organization,
     )
     return True
 
@@ -429,7 +456,7 @@ def attempt_for(metadata: dict[str, Any], payment_intent_id: str) -> PaymentAtte
 SUSPENSION_REASON = "Unpaid invoice"
 
 
-def _reinstate(organization: Organization) -> None:
+def reinstate_if_settled(organization: Organization) -> None:
     """An organization suspended for an unpaid invoice is active again once nothing it owes has failed."""
     if organization.is_active or not organization.suspended_reason.startswith(SUSPENSION_REASON):
         return

@@ -26,8 +26,8 @@ from billing.models import (
 from billing.selectors import billing_contacts
 from billing.services.invoicing import adjustments_invoice
 from billing.services.planning import position_after, renewed_end, schedule_of, terms_of
+from notifications.services import notify
 from tenancy.audit import audit_record
-from tenancy.emails import email_send
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization, User
 
@@ -355,16 +355,20 @@ def contracts_renewal_notices(*, today: date) -> int:
             if not claimed:  # another run told them
                 continue
             term = contract.renewal_term_months or 0
-            email_send(
-                to=billing_contacts(contract.organization),
-                template="contract_renewal",
-                context={
-                    "contract_name": contract.name,
-                    "end_date": f"{contract.end_date:%-d %B %Y}",
-                    "next_end": f"{renewed_end(contract):%-d %B %Y}",
-                    "term": f"{term} month{'s' if term != 1 else ''}",
-                },
-                organization=contract.organization,
-            )
+            contacts = billing_contacts(contract.organization)
+            if contacts:
+                notify(
+                    organization=contract.organization,
+                    event_type="contract.renewal",
+                    addresses=contacts,
+                    template="contract_renewal",
+                    key=f"contract:{contract.pk}:renewal:{contract.end_date}",
+                    context={
+                        "contract_name": contract.name,
+                        "end_date": f"{contract.end_date:%-d %B %Y}",
+                        "next_end": f"{renewed_end(contract):%-d %B %Y}",
+                        "term": f"{term} month{'s' if term != 1 else ''}",
+                    },
+                )
             noticed += 1
     return noticed

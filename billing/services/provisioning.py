@@ -20,11 +20,12 @@ from billing.models import StripeEvent, Subscription, SubscriptionItem, Subscrip
 from billing.products import CUSTOM_CODE, billed, parse_product, product_id
 from billing.services.mirror import as_dict, from_epoch, payload, ref_id, sms_credit, subscription_apply
 from events.services import publish
+from notifications.rendering import date_text
+from notifications.services import notify
 from qualification.models import Qualification
 from qualification.services import qualification_mark_converted
 from quotes.models import Plan, Quote
 from quotes.services import quote_mark_accepted
-from tenancy.emails import email_send
 from tenancy.models import Organization, Tier, User
 from tenancy.services.accounts import welcome_link
 from tenancy.services.organizations import organization_create
@@ -89,21 +90,26 @@ def items_from_quote(subscription: Subscription, quote: Quote) -> list[Subscript
 
 
 def _welcome(subscription: Subscription, organization: Organization, user: User, created: bool) -> None:
-    email_send(
-        to=user.email,
-        template="welcome",
+    # The owner is a member now; the welcome's email is required (its sign-in link is sealed: emailed, never stored
+    # readable), and it is sent once per subscription.
+    notify(
         organization=organization,
+        event_type="account.welcome",
+        users=[user],
+        template="welcome",
+        key=f"welcome:{subscription.pk}",
         context={
             "user_name": user.get_short_name(),
             "organization_name": organization.name,
             "plan_name": subscription.plan_name,
-            "price_monthly": subscription.price_monthly,
+            "price_monthly": f"{subscription.price_monthly}",
             "currency": subscription.currency,
-            "trial_end": subscription.trial_end,
+            "trial_end": date_text(subscription.trial_end, "j F Y"),
             "new_account": created,
-            "path": welcome_link(user),
             "valid_days": max(1, settings.WELCOME_LINK_MAX_AGE // 86400),
+            "url": "/dashboard/",
         },
+        sealed={"path": welcome_link(user)},
     )
 
 

@@ -1,6 +1,6 @@
 """Notifications' writes: ``notify`` (the call other apps make), preferences and Slack (``preferences``), sending
 and retries (``delivery``), bulk sends (``bulk``) and reading in-app notifications (``inbox``)."""
 
-from notifications.services.notify import notify
+from notifications.services.notify import is_email_address, notify
 
-__all__ = ["notify"]
+__all__ = ["is_email_address", "notify"]

@@ -18,7 +18,7 @@ from django.db.models import DateTimeField, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from notifications.catalogue import known
+from notifications.catalogue import EVENT_TYPES, known
 from notifications.models import BulkSend, BulkStatus
 from notifications.services.delivery import BULK_STALLED
 from notifications.services.notify import notify
@@ -33,6 +33,8 @@ def bulk_send_check(*, event_type: str, title: str, message: str, url: str, role
     errors: dict[str, list[str]] = {}
     if not known(event_type):
         errors["event_type"] = [f"Unknown event type {event_type!r}."]
+    elif not EVENT_TYPES[event_type].choosable:
+        errors["event_type"] = [f"{event_type} is not sent to members."]
     if not title.strip():
         errors["title"] = ["Give the notice a title."]
     if not message.strip():

@@ -1,8 +1,9 @@
 """Who wants to hear about what, and how: each person's channels per event type, and the organization's Slack.
 
 A person without a saved choice for an event type gets the defaults of their role in the organization
-(``notifications.catalogue.ROLE_DEFAULTS``). Saving the settings page stores a row for every event type, so later
-changes to the defaults do not change what a person chose.
+(``notifications.catalogue.ROLE_DEFAULTS``). Saving the settings page stores a row for every event type shown, so
+later changes to the defaults do not change what a person chose. An event type's required channels are on whatever
+was chosen or saved: an attempt to turn one off is ignored.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 
 from django.db import transaction
 
-from notifications.catalogue import EVENT_TYPES, SMS, USER_CHANNELS, default_channels, known
+from notifications.catalogue import EVENT_TYPES, SMS, USER_CHANNELS, default_channels, known, with_required
 from notifications.models import NotificationPreference, SlackWebhook
 from sms.phones import e164
 from tenancy.audit import audit_record
@@ -52,7 +53,12 @@ def channels_for(*, organization: Organization, users: list[User], event_type: s
             user__in=[user.pk for user in users], event_type=event_type
         )
     }
-    return {user.pk: saved.get(user.pk, default_channels(roles.get(user.pk), event_type)) for user in users}
+    return {
+        user.pk: with_required(event_type, saved[user.pk])
+        if user.pk in saved
+        else default_channels(roles.get(user.pk), event_type)
+        for user in users
+    }
 
 
 def preferences_table(*, organization: Organization, user: User) -> dict[str, frozenset[str]]:
@@ -61,14 +67,18 @@ def preferences_table(*, organization: Organization, user: User) -> dict[str, fr
     saved = {
         row.event_type: row.channels for row in NotificationPreference.objects.for_org(organization).filter(user=user)
     }
-    return {name: saved.get(name, default_channels(role, name)) for name in EVENT_TYPES}
+    return {
+        name: with_required(name, saved[name]) if name in saved else default_channels(role, name)
+        for name in EVENT_TYPES
+    }
 
 
 def preferences_update(
     *, organization: Organization, user: User, choices: Mapping[str, Iterable[str]]
 ) -> dict[str, frozenset[str]]:
     """Save the person's channels for the event types in ``choices`` (others keep theirs). Unknown event types or
-    channels are refused by field; SMS needs a valid mobile number in the person's profile."""
+    channels are refused by field; SMS needs a valid mobile number in the person's profile. Required channels stay on
+    (leaving one out of ``choices`` does not turn it off)."""
     if not Organization.objects.visible_to(user).filter(pk=organization.pk).exists():
         raise field_error("user", "This person is not in the organization.")
     errors: dict[str, list[str]] = {}
@@ -87,6 +97,7 @@ def preferences_update(
         errors.setdefault(SMS, []).append("Add a valid mobile number to your profile to get notifications by SMS.")
     if errors:
         raise ServiceValidationError(errors)
+    clean = {event_type: with_required(event_type, chosen) for event_type, chosen in clean.items()}
     rows = [
         NotificationPreference(
             organization=organization,
@@ -149,7 +160,7 @@ def slack_webhook_set(
     (which must then exist). Audited: the address decides where the organization's news goes."""
     chosen = sorted(set(event_types))
     errors: dict[str, list[str]] = {}
-    unknown = [name for name in chosen if not known(name)]
+    unknown = [name for name in chosen if not known(name) or not EVENT_TYPES[name].choosable]
     if unknown:
         errors["event_types"] = [f"Unknown event type(s): {', '.join(unknown)}."]
     existing = SlackWebhook.objects.for_org(organization).select_for_update().first()

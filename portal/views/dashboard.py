@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from integrations.ninjaone.selectors import device_count
 from portal.access import MemberRequest
 from tenancy.models import ApiKey, AuditEvent, Invitation, Membership
 from tenancy.services.mfa import has_mfa
@@ -31,6 +32,7 @@ def dashboard(request: MemberRequest) -> HttpResponse:
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .count(),
         "has_mfa": known_mfa if known_mfa is not None else has_mfa(request.user),
+        "device_count": device_count(org),  # None (and no query) when not linked to NinjaOne
         "recent_events": (
             list(AuditEvent.objects.for_org(org).order_by("-created_at")[:RECENT_EVENTS])
             if request.can_manage

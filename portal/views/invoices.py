@@ -91,6 +91,7 @@ TRIGGERS = {
     AttemptTrigger.AUTOMATIC: "Automatic charge",
     AttemptTrigger.RETRY: "Automatic retry",
     AttemptTrigger.STAFF: "Charged by our team",
+    AttemptTrigger.EXTERNAL: "Received by transfer",
 }
 FAILED = (AttemptStatus.FAILED, AttemptStatus.REQUIRES_ACTION)
 PROVIDER_FAILURE = "The payment service could not process this payment."

@@ -5,7 +5,9 @@
 - The **notifications page** lists the person's in-app notifications in the current organization, newest first, and
   marks them read, one (``portal:notification_read``, which may also open the page it leads to) or all.
 - The **settings page** (``portal:settings_notifications``) holds the person's channels per event type and, for
-  owners and admins (and partner admins), the organization's Slack webhook and which event types go to it.
+  owners and admins (and partner admins), the organization's Slack webhook and which event types go to it. Only the
+  event types members choose for are offered; an event type's required channels are shown ticked and disabled (a
+  posted attempt to untick one is ignored, here and by the service).
 
 Another person's notification, or one of another organization, is 404. Writes go through ``notifications.services``;
 what they refuse is shown on the form (400), never a 500.
@@ -25,7 +27,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from notifications.catalogue import CHANNEL_LABELS, EVENT_TYPES, SMS, USER_CHANNELS, grouped
+from notifications.catalogue import CHANNEL_LABELS, SMS, USER_CHANNELS, choosable, grouped
 from notifications.services.inbox import inbox, notification_read, notifications_read_all, unread_count
 from notifications.services.preferences import (
     preferences_table,
@@ -41,6 +43,7 @@ from portal.forms import add_service_error
 from tenancy.audit import client_ip
 
 BELL_POLL = 30  # seconds between two looks at the unread count
+REQUIRED_NOTE = " (always sent)"
 PAGE_SIZE = 25
 SHOW = ("all", "unread")
 
@@ -108,18 +111,21 @@ class PreferencesForm(forms.Form):
 
     def __init__(self, *args: Any, initial_channels: dict[str, frozenset[str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for event_type in EVENT_TYPES:
+        for event in choosable():
             for channel in USER_CHANNELS:
-                self.fields[_field_name(event_type, channel)] = forms.BooleanField(
+                required = channel in event.required
+                self.fields[_field_name(event.name, channel)] = forms.BooleanField(
                     required=False,
-                    initial=channel in initial_channels.get(event_type, frozenset()),
-                    label=f"{EVENT_TYPES[event_type].label}: {CHANNEL_LABELS[channel]}",
+                    initial=required or channel in initial_channels.get(event.name, frozenset()),
+                    disabled=required,  # always on: the posted value is ignored
+                    label=f"{event.label}: {CHANNEL_LABELS[channel]}{REQUIRED_NOTE if required else ''}",
+                    widget=forms.CheckboxInput(attrs={"title": REQUIRED_NOTE.strip(" ()")} if required else None),
                 )
 
     def choices(self) -> dict[str, set[str]]:
         return {
-            event_type: {channel for channel in USER_CHANNELS if self.cleaned_data[_field_name(event_type, channel)]}
-            for event_type in EVENT_TYPES
+            event.name: {channel for channel in USER_CHANNELS if self.cleaned_data[_field_name(event.name, channel)]}
+            for event in choosable()
         }
 
     def rows(self) -> list[tuple[str, list[tuple[Any, list[forms.BoundField]]]]]:
@@ -143,7 +149,7 @@ class SlackForm(forms.Form):
     )
     event_types = forms.MultipleChoiceField(
         required=False,
-        choices=[(name, event.label) for name, event in EVENT_TYPES.items()],
+        choices=[(event.name, event.label) for event in choosable()],
         widget=forms.CheckboxSelectMultiple,
         label="Post these to Slack",
     )
@@ -168,6 +174,7 @@ def _render_settings(
         "form": preferences,
         "rows": preferences.rows(),
         "channels": [CHANNEL_LABELS[channel] for channel in USER_CHANNELS],
+        "has_required": any(event.required for event in choosable()),
         "sms_number": sms_number(request.user, organization),
         "slack_form": slack,
         "webhook": webhook,

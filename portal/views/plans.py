@@ -11,9 +11,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
+from integrations.calendly.selectors import booking_url, scheduled_meeting
 from portal.access import PUBLIC, access
 from portal.forms import add_service_error
-from qualification.models import NextStep, Qualification, QualificationTier
+from qualification.models import NextStep, Qualification, QualificationStatus, QualificationTier
 from qualification.scoring import recommend_tier
 from quotes.selectors import price_book, quote_by_key
 from quotes.services import QuoteNotAllowedError, quote_create
@@ -84,7 +85,8 @@ class QuoteRequestForm(forms.Form):
 
 NEXT_STEPS = {
     "get_quote": "You are approved. Next: get your quote and start straight away.",
-    "book_discovery_call": "Next: a short discovery call with our team — we have emailed you to book a time.",
+    "book_discovery_call": "Next: a short discovery call with our team. Pick a time that suits you.",
+    "attend_discovery_call": "Your discovery call with our team is booked. We look forward to talking with you.",
     "await_review": "Our team is reviewing your answers; this page updates by itself.",
     "await_quote": "You are approved. Our team is preparing your tailored quote.",
     "contact_sales": "We may not be the right fit yet. Write to us and we will suggest the best next step.",
@@ -98,6 +100,19 @@ def _qualification(qualification_id: uuid.UUID) -> Qualification:
     return qualification
 
 
+BOOK_LATER = "Next: a short discovery call with our team — we will contact you to book a time."
+
+
+def _discovery_call(qualification: Qualification, next_step: str) -> dict[str, Any]:
+    """The booked call's time once it is scheduled; the booking link (or our promise to call) while it is to book."""
+    if qualification.status == QualificationStatus.DISCOVERY_CALL_SCHEDULED:
+        return {"meeting": scheduled_meeting(qualification)}
+    if next_step == NextStep.BOOK_DISCOVERY_CALL:
+        url = booking_url(qualification)
+        return {"booking_url": url} if url else {"next_step_text": BOOK_LATER}
+    return {}
+
+
 def _render_status(
     request: HttpRequest,
     qualification: Qualification,
@@ -106,8 +121,9 @@ def _render_status(
     quote_error: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    context = {"q": qualification, "next_step_text": NEXT_STEPS[qualification.next_step], "quote_form": quote_form,
-               "quote_error": quote_error}  # fmt: skip
+    next_step = qualification.next_step
+    context = {"q": qualification, "next_step_text": NEXT_STEPS[next_step], "quote_form": quote_form,
+               "quote_error": quote_error, **_discovery_call(qualification, next_step)}  # fmt: skip
     template = "public/_qualification_status.html" if request.htmx else "public/qualification_status.html"  # type: ignore[attr-defined]
     return render(request, template, context, status=status)
 
@@ -116,7 +132,8 @@ def _render_status(
 @require_safe
 def qualification_status(request: HttpRequest, qualification_id: uuid.UUID) -> HttpResponse:
     """No personal data: the id is the only key, and the page shows tier, score, status and the next step, with a
-    quote form once the prospect is approved for a self-serve plan."""
+    quote form once the prospect is approved for a self-serve plan, the Calendly booking link while a discovery call
+    is to book, and the call's time once it is booked."""
     qualification = _qualification(qualification_id)
     approved = qualification.next_step == NextStep.GET_QUOTE
     return _render_status(

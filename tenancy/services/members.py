@@ -10,8 +10,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from events.services import publish
+from notifications.rendering import date_text
+from notifications.services import notify
 from tenancy.audit import audit_record
-from tenancy.emails import email_send
 from tenancy.errors import ConflictError, ServiceValidationError, field_error
 from tenancy.models import Invitation, Membership, Organization, Role, User
 from tenancy.secrets import new_token, token_hash
@@ -89,17 +90,21 @@ def invitation_create(
                 changes={"email": email, "role": role},
                 ip=ip,
             )
-            email_send(
-                to=email,
+            # The invitee may have no account: their address is told. The link's token is sealed (emailed, never
+            # stored readable).
+            notify(
+                organization=organization,
+                event_type="account.invitation",
+                addresses=[email],
                 template="invitation",
+                key=f"invitation:{invitation.pk}",
                 context={
                     "organization_name": organization.display_name,
                     "inviter": invited_by.get_full_name() if invited_by else organization.display_name,
-                    "role": Role(role).label,
-                    "path": f"/invite/{token}/",
-                    "expires_at": invitation.expires_at,
+                    "role": str(Role(role).label),
+                    "expires_at": date_text(invitation.expires_at, "j F Y, H:i e"),
                 },
-                organization=organization,
+                sealed={"path": f"/invite/{token}/"},
             )
     except IntegrityError as exc:
         raise ConflictError(f"An invitation for {email} is already open.", field="email") from exc

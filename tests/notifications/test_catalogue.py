@@ -6,13 +6,17 @@ import pytest
 
 from notifications.catalogue import (
     CATEGORY_LABELS,
+    CONTACTS,
     EMAIL,
     EVENT_TYPES,
     IN_APP,
     ROLE_DEFAULTS,
     SMS,
+    STAFF,
+    choosable,
     default_channels,
     grouped,
+    with_required,
 )
 
 
@@ -41,9 +45,27 @@ def test_sms_is_never_on_by_default_and_every_role_covers_every_category():
         assert all(SMS not in channels for channels in table.values())
 
 
-def test_every_event_type_has_a_known_category_and_appears_once_grouped():
+def test_every_event_type_has_a_known_category_and_the_choosable_ones_appear_once_grouped():
     assert {event.category for event in EVENT_TYPES.values()} <= set(CATEGORY_LABELS)
     names = [event.name for _, events in grouped() for event in events]
-    assert sorted(names) == sorted(EVENT_TYPES) and len(names) == 15
-    assert [label for label, _ in grouped()] == ["Billing", "Security", "Support tickets", "Messaging",
-                                                 "Service notices"]  # fmt: skip
+    assert sorted(names) == sorted(name for name, event in EVENT_TYPES.items() if event.choosable)
+    assert len(names) == 16 and len(EVENT_TYPES) == 24
+    assert [label for label, _ in grouped()] == ["Your account", "Billing", "Security", "Support tickets",
+                                                 "Messaging", "Service notices"]  # fmt: skip
+
+
+def test_what_goes_to_addresses_or_staff_is_always_emailed_and_offered_to_nobody():
+    addressed = {name for name, event in EVENT_TYPES.items() if event.audience in (CONTACTS, STAFF)}
+    assert addressed == {
+        "account.invitation", "invoice.reminder", "contract.renewal", "ticket.received", "ticket.merged",
+        "ticket.sender_unknown", "ticket.staff_alert", "sales.qualification_assigned",
+    }  # fmt: skip
+    assert all(EVENT_TYPES[name].required == {EMAIL} and not EVENT_TYPES[name].choosable for name in addressed)
+    assert {event.name for event in choosable()} == set(EVENT_TYPES) - addressed
+
+
+@pytest.mark.parametrize("role", [*ROLE_DEFAULTS, None])
+def test_required_channels_are_on_by_default_whatever_the_role(role):
+    assert EMAIL in default_channels(role, "account.welcome")
+    assert with_required("account.welcome", frozenset()) == {EMAIL}
+    assert with_required("invoice.issued", frozenset({SMS})) == {SMS}

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing import demo as billing_demo
 from billing import demo_contracts
+from integrations.ninjaone import demo as ninjaone_demo
 from qualification import demo as qualification_demo
 from quotes import demo as quotes_demo
 from sms import demo as sms_demo
@@ -46,6 +47,9 @@ class Command(BaseCommand):
             out.write(f"  {line}")
         out.write("Support tickets:")
         for line in tickets_demo.seed():
+            out.write(f"  {line}")
+        out.write("NinjaOne (each owner's Devices page; alert tickets in Support):")
+        for line in ninjaone_demo.seed():
             out.write(f"  {line}")
         out.write("Messaging (SMS settings, numbers, contacts and campaigns in the staff admin):")
         for line in sms_demo.seed():

@@ -1,0 +1,1 @@
+"""Calendly: a prospect's booked discovery call moves their qualification along."""

@@ -1,0 +1,1 @@
+"""QuickBooks Online: customers and finalized invoices are pushed to the MSP's books, and payments pulled back."""

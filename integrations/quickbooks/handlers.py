@@ -1,0 +1,41 @@
+"""What Keel's events ask of QuickBooks (registered with the outbox when the app is ready).
+
+Only while a QuickBooks company is connected (or waiting to be reconnected, when the rows wait for it) does an event
+get a delivery at all: a Keel that never connected QuickBooks keeps no rows for it.
+"""
+
+from __future__ import annotations
+
+from events.models import Event
+from events.registry import subscribe
+from integrations.quickbooks.models import ConnectionStatus, QboConnection, SyncKind
+from integrations.quickbooks.sync import invoice_push_enqueue, run_after_commit, sync_enqueue
+from tenancy.models import Organization
+
+
+def _connected(event: Event) -> bool:
+    return event.organization_id is not None and (
+        QboConnection.objects.exclude(status=ConnectionStatus.DISCONNECTED).exists()
+    )
+
+
+@subscribe("invoice.finalized", name="integrations.quickbooks.invoice_finalized", when=_connected)
+def invoice_finalized(event: Event) -> None:
+    """Push the issued invoice, and its organization as a customer first when QuickBooks does not know it yet."""
+    invoice_id = event.payload.get("id")
+    if event.organization_id is None or not invoice_id:
+        return
+    run_after_commit(invoice_push_enqueue(organization_id=event.organization_id, invoice_id=invoice_id))
+
+
+@subscribe("organization.updated", name="integrations.quickbooks.organization_updated", when=_connected)
+def organization_updated(event: Event) -> None:
+    """A renamed organization that is a QuickBooks customer is renamed there too."""
+    changes = event.payload.get("changes") or {}
+    if "name" not in changes or event.organization_id is None:
+        return
+    known = Organization.objects.filter(pk=event.organization_id).exclude(qbo_customer_id="").exists()
+    if known:
+        row = sync_enqueue(kind=SyncKind.CUSTOMER, organization_id=event.organization_id,
+                           object_id=event.organization_id, again=True)  # fmt: skip
+        run_after_commit([row.pk])

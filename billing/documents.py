@@ -111,9 +111,12 @@ def invoice_pdf_filename(invoice: Invoice) -> str:
     return f"{invoice.organization.slug}-{invoice.reference.replace(' ', '-')}.pdf"
 
 
+EMAIL_DATE = "j F Y"
+
+
 def invoice_email_context(invoice: Invoice, pay_url: str) -> dict[str, Any]:
-    """The context of ``templates/email/invoice.*``: amounts already formatted, dates as dates (the templates format
-    them), the first ``EMAIL_LINES`` lines, and ``pay_url``. Branding is added by ``tenancy.emails``."""
+    """The context of ``templates/email/invoice.*``, in plain values (it is stored as a notice's JSON): amounts and
+    dates already written out, the first ``EMAIL_LINES`` lines, and ``pay_url``. ``tenancy.emails`` adds branding."""
     currency = invoice.currency
     lines = list(invoice.lines.all())
     due = invoice.amount_due
@@ -122,8 +125,8 @@ def invoice_email_context(invoice: Invoice, pay_url: str) -> dict[str, Any]:
         "title": _title(invoice),
         "organization_name": invoice.organization.name,
         "currency": currency,
-        "issue_date": invoice.issue_date,
-        "due_date": invoice.due_date,
+        "issue_date": dateformat.format(invoice.issue_date, EMAIL_DATE),
+        "due_date": dateformat.format(invoice.due_date, EMAIL_DATE),
         "period": _period(invoice.period_start, invoice.period_end),
         "lines": [
             {

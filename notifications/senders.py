@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from django.db import transaction
 
+from notifications import attachments
 from notifications.models import Channel, Delivery, Reason
 from notifications.rendering import absolute_url
 from notifications.services.preferences import slack_url_problem, slack_webhook
@@ -84,8 +85,14 @@ def send_email(delivery: Delivery) -> Outcome:
         context = {"subject": delivery.subject, "body": delivery.body, "url": absolute_url(url) if url else ""}
         template = "notification"
     headers = AUTOMATIC_REPLY if notice.auto_reply else None
+    specs = notice.context.get("attachments") if notice.template else None
+    try:
+        files = attachments.make(delivery.organization_id, specs) if specs else None
+    except LookupError as gone:
+        raise SendError(f"An attachment no longer exists: {gone}", retryable=False) from None
     with transaction.atomic():  # email_send hands the message to the mail task when this block commits
-        email_send(to=delivery.to, template=template, context=context, organization=organization, headers=headers)
+        email_send(to=delivery.to, template=template, context=context, organization=organization, headers=headers,
+                   attachments=files)  # fmt: skip
     return Sent()
 
 

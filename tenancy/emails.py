@@ -6,6 +6,7 @@ django-anymail, so a rolled-back write never sends mail and a slow provider neve
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -52,14 +53,19 @@ def email_send(
     context: dict[str, Any],
     organization: Organization | None = None,
     headers: dict[str, str] | None = None,
-    attachments: Sequence[tuple[str, str, str]] | None = None,
+    attachments: Sequence[tuple[str, bytes | str, str]] | None = None,
 ) -> None:
     """Send ``templates/email/<template>.{subject.txt,txt,html}`` to ``to`` after the current transaction commits.
     ``headers`` are extra message headers (``Auto-Submitted: auto-replied`` on automatic answers, so that other
-    systems do not answer them in turn). ``attachments`` are text files, each ``(filename, content, mimetype)``:
-    they travel through the task queue, so keep them to what an email carries (a CSV report, not an archive)."""
+    systems do not answer them in turn). ``attachments`` are files, each ``(filename, content, mimetype)``, text or
+    bytes (a PDF travels base64-encoded): they go through the task queue, so keep them to what an email carries."""
     recipients = [to] if isinstance(to, str) else list(to)
-    files = [[name, content, mimetype] for name, content, mimetype in attachments or ()]
+    files = [
+        [name, base64.b64encode(content).decode(), mimetype, "base64"]
+        if isinstance(content, bytes)
+        else [name, content, mimetype]
+        for name, content, mimetype in attachments or ()
+    ]
 
     def _enqueue() -> None:
         from tenancy.tasks import send_email

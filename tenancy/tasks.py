@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
 from celery import shared_task
@@ -21,11 +22,12 @@ def send_email(
     headers: dict[str, str] | None = None,
     attachments: list[list[str]] | None = None,
 ) -> None:
-    """Send one message; ``attachments`` are ``[filename, content, mimetype]`` triples of text files."""
+    """Send one message; ``attachments`` are ``[filename, content, mimetype]`` for text files, and
+    ``[filename, base64 content, mimetype, "base64"]`` for binary ones."""
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, recipients, headers=headers)
     message.attach_alternative(html, "text/html")
-    for filename, content, mimetype in attachments or []:
-        message.attach(filename, content, mimetype)
+    for filename, content, mimetype, *encoding in attachments or []:
+        message.attach(filename, base64.b64decode(content) if encoding == ["base64"] else content, mimetype)
     message.send()
 
 

@@ -15,7 +15,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.utils import timezone
 
@@ -33,12 +32,13 @@ from billing.selectors import billing_contacts
 from billing.services.contracts import decimal_field
 from billing.services.invoicing import invoice_send_after_commit, numbers_take
 from events.services import publish
+from notifications.services import notify
 from tenancy.audit import audit_record
-from tenancy.emails import render_email
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization, User
 
 CREDIT_NOTE = "credit_note"
+INVOICE_PDF = "invoice_pdf"
 EMAILED = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)
 MANUAL_KINDS = (LineKind.ADJUSTMENT, LineKind.TIME, LineKind.RECURRING, LineKind.USAGE)
 
@@ -241,25 +241,43 @@ def invoice_pay_url(invoice: Invoice) -> str:
 
 def invoice_email(*, invoice_id: str, organization_id: str, now: datetime | None = None,
                   unsent_only: bool = False) -> bool:  # fmt: skip
-    """Email an issued invoice, with its PDF, to the organization's billing contacts (the job finalizing starts).
-    A card charge may have paid it meanwhile: the email then says so. False when there is nothing to send: the
-    invoice was voided, or nobody receives invoices."""
-    invoice = Invoice.objects.for_org(organization_id).select_related("organization").filter(pk=invoice_id).first()
-    if invoice is None or invoice.status not in EMAILED or (unsent_only and invoice.sent_at is not None):
-        return False
-    recipients = billing_contacts(invoice.organization)
-    if not recipients:
-        return False
-    content = render_email(
-        "invoice", documents.invoice_email_context(invoice, invoice_pay_url(invoice)), invoice.organization
-    )
-    message = EmailMultiAlternatives(content["subject"], content["text"], settings.DEFAULT_FROM_EMAIL, recipients)
-    message.attach_alternative(content["html"], "text/html")
-    pdf = documents.invoice_pdf(invoice, pay_url=invoice_pay_url(invoice))
-    message.attach(documents.invoice_pdf_filename(invoice), pdf, "application/pdf")
-    message.send()
-    Invoice.objects.for_org(invoice.organization_id).filter(pk=invoice.pk).update(sent_at=now or timezone.now())
+    """Email an issued invoice, with its PDF, to the organization's billing contacts (the job finalizing starts), as
+    a notification (``invoice.issued``, retried until sent). A card charge may have paid it meanwhile: the email then
+    says so. False when there is nothing to send: the invoice was voided, nobody receives invoices, or (with
+    ``unsent_only``) it was sent already: the invoice is locked while it is checked and marked sent, so two runs of
+    the job send it once."""
+    with transaction.atomic():
+        invoice = (
+            Invoice.objects.for_org(organization_id)
+            .select_for_update(of=("self",))
+            .select_related("organization")
+            .filter(pk=invoice_id)
+            .first()
+        )
+        if invoice is None or invoice.status not in EMAILED or (unsent_only and invoice.sent_at is not None):
+            return False
+        recipients = billing_contacts(invoice.organization)
+        if not recipients:
+            return False
+        notify(
+            organization=invoice.organization,
+            event_type="invoice.issued",
+            addresses=recipients,
+            template="invoice",
+            context={**documents.invoice_email_context(invoice, invoice_pay_url(invoice)), "url": "/billing/"},
+            attachments=[{"kind": INVOICE_PDF, "id": str(invoice.pk)}],
+        )
+        Invoice.objects.for_org(invoice.organization_id).filter(pk=invoice.pk).update(sent_at=now or timezone.now())
     return True
+
+
+def invoice_pdf_attachment(organization_id: Any, invoice_id: str) -> tuple[str, bytes, str]:
+    """The invoice's PDF as it is when its email is sent (``notifications.attachments`` kind ``invoice_pdf``)."""
+    invoice = Invoice.objects.for_org(organization_id).select_related("organization").filter(pk=invoice_id).first()
+    if invoice is None:
+        raise LookupError(f"invoice {invoice_id}")
+    pdf = documents.invoice_pdf(invoice, pay_url=invoice_pay_url(invoice))
+    return documents.invoice_pdf_filename(invoice), pdf, "application/pdf"
 
 
 def _credit_note(invoice: Invoice, kind: str, reason: str, subtotal: Decimal, now: datetime) -> CreditNote:

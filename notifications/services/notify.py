@@ -26,6 +26,7 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.utils import timezone
 
+from notifications.attachments import problems as attachment_problems
 from notifications.catalogue import EMAIL, EVENT_TYPES, IN_APP, SLACK, SMS, known
 from notifications.models import (
     BulkSend,
@@ -188,6 +189,7 @@ def notify(
     template: str | None = None,
     sealed: Mapping[str, str] | None = None,
     auto_reply: bool = False,
+    attachments: list[dict[str, str]] | None = None,
     bulk_send: BulkSend | None = None,
 ) -> Notice:
     """Tell people of ``organization`` about ``event_type``: ``users``, or the members with ``roles``, or every
@@ -205,11 +207,12 @@ def notify(
     is where the notification leads. ``template`` names an existing email template (``templates/email/<name>.*``)
     to send instead of the event type's email. It is rendered when the email is sent, from the context as stored
     (JSON: dates and decimals become text, so callers pass them already written as the email shows them).
-    ``sealed`` values (text: a one-time sign-in or invitation link) are added to the template email's context only:
-    stored encrypted, never in the notice's context, an in-app notification or the admin. ``auto_reply`` marks the
-    emails as automatic answers (``Auto-Submitted: auto-replied``). With ``key``, the notice is created once per
-    organization (or once among platform notices) and event type: a second call with the same key returns the first
-    notice and creates nothing.
+    ``attachments`` (``[{"kind", "id"}]``, see ``notifications.attachments``) are made and attached when the
+    template email is sent. ``sealed`` values (text: a one-time sign-in or invitation link) are added to the
+    template email's context only: stored encrypted, never in the notice's context, an in-app notification or the
+    admin. ``auto_reply`` marks the emails as automatic answers (``Auto-Submitted: auto-replied``). With ``key``, the
+    notice is created once per organization (or once among platform notices) and event type: a second call with the
+    same key returns the first notice and creates nothing.
 
     Bad input (unknown event type or role, a user outside the organization, a bad address, a context that is not
     plain values, an unknown template, people for a platform notice) is a ServiceValidationError naming the field.
@@ -237,6 +240,13 @@ def notify(
     if template:
         _check_template(template)
     secret = _clean_sealed(sealed, template)
+    if attachments:
+        wrong = attachment_problems(attachments) or (
+            [] if template else ["Attachments travel only in a template email."]
+        )
+        if wrong:
+            raise ServiceValidationError({"attachments": wrong})
+        stored["attachments"] = attachments
     with transaction.atomic():
         if key:
             existing = _notices(organization).filter(event_type=event_type, key=key).first()

@@ -3,6 +3,7 @@
 #   make run     install, migrate, load demo data, serve http://127.0.0.1:8000 with a Celery worker and beat
 #   make test    the whole test suite (the same one CI runs)
 #   make lint    ruff, mypy, import-linter, migrations check, deploy check
+#   make audit   pip-audit over requirements.lock: known vulnerabilities in the locked dependencies
 #   make fmt     format and auto-fix
 #   make bench   benchmarks on PostgreSQL, written to bench/results.json
 
@@ -30,7 +31,7 @@ DEPLOY_CHECK_ENV := KEEL_ENV=production DEBUG=false \
 	ANYMAIL_WEBHOOK_SECRET=inbound:dummy \
 	TWILIO_ACCOUNT_SID=ACdummy TWILIO_AUTH_TOKEN=dummy
 
-.PHONY: help install run test lint fmt bench var-dirs
+.PHONY: help install run test lint audit fmt bench var-dirs
 
 help:
 	@grep -E '^#   make ' $(firstword $(MAKEFILE_LIST)) | sed 's/^#   //'
@@ -62,6 +63,9 @@ lint: install var-dirs
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 	$(DEPLOY_CHECK_ENV) $(PY) manage.py check --deploy --fail-level WARNING
+
+audit: install
+	$(PY) scripts/audit.py
 
 fmt: install
 	$(VENV)/bin/ruff format .

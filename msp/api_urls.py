@@ -1,7 +1,7 @@
 """The partner API under /api/. Paths are served with and without a trailing slash."""
 
 from django.urls import include, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from billing import api as billing_api
 from tenancy.api import MeView, OrganizationViewSet
@@ -13,7 +13,7 @@ org_branding = OrganizationViewSet.as_view({"get": "branding", "put": "branding"
 
 urlpatterns = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
-    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^docs/?$", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     re_path(r"^auth/me/?$", MeView.as_view(), name="api-me"),
     re_path(r"^organizations/?$", org_list, name="api-organization-list"),
     re_path(r"^organizations/current/?$", org_current, name="api-organization-current"),

@@ -160,6 +160,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "msp.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -172,6 +173,19 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
+
+# Sent with every response (msp.security). Scripts only from Keel's static files; no framing by other sites.
+CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 
 ROOT_URLCONF = "msp.urls"
 WSGI_APPLICATION = "msp.wsgi.application"
@@ -364,6 +378,8 @@ CELERY_BEAT_SCHEDULE = {
 # Partner API.
 API_KEY_RATE = env("API_KEY_RATE", "600/min")
 API_PUBLIC_RATE = env("API_PUBLIC_RATE", "60/min")
+# Refused API keys one client address may present per 10 minutes before every key from it is refused (429).
+API_KEY_FAILURE_LIMIT = env("API_KEY_FAILURE_LIMIT", 30, int)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenancy.api_auth.ApiKeyAuthentication",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache as default_cache
 from django.db.models import Q
 from django.http import HttpRequest
@@ -20,6 +21,7 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 from tenancy.models import ApiKey, Organization, Partner, RatePolicy
 from tenancy.services.api_keys import api_key_lookup, api_key_touch
 from tenancy.services.mfa import second_factor_owed
+from tenancy.throttle import AttemptLimit
 
 
 @dataclass
@@ -58,18 +60,38 @@ class ApiKeyAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid API key.") from exc
+        failures = api_key_failures()
+        retry_after = failures.blocked(request)
+        if retry_after:
+            raise exceptions.Throttled(
+                wait=retry_after, detail="Too many invalid API keys from this address; try again later."
+            )
         key = api_key_lookup(raw)
-        if key is None:
-            raise exceptions.AuthenticationFailed("Invalid API key.")
-        if key.is_revoked:
-            raise exceptions.AuthenticationFailed("This API key has been revoked.")
-        if key.is_expired():
-            raise exceptions.AuthenticationFailed("This API key has expired.")
+        refusal = _refusal(key)
+        if key is None or refusal:
+            failures.count(request)
+            raise exceptions.AuthenticationFailed(refusal)
         api_key_touch(api_key=key)
         return ApiKeyPrincipal(key=key, scopes=list(key.scopes)), key
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
+
+
+def _refusal(key: ApiKey | None) -> str:
+    if key is None:
+        return "Invalid API key."
+    if key.is_revoked:
+        return "This API key has been revoked."
+    if key.is_expired():
+        return "This API key has expired."
+    return ""
+
+
+def api_key_failures() -> AttemptLimit:
+    """Refused keys per client address (``API_KEY_FAILURE_LIMIT`` per 10 minutes): past it, every key is refused
+    with 429 until the window ends, so keys cannot be guessed at speed."""
+    return AttemptLimit("api-key", limit=settings.API_KEY_FAILURE_LIMIT, window=10 * 60)
 
 
 class VerifiedSessionAuthentication(SessionAuthentication):

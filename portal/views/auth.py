@@ -6,6 +6,8 @@ because every attempt goes through ``authenticate(request, ...)``.
 
 from __future__ import annotations
 
+import logging
+import math
 from urllib.parse import urlencode
 
 import axes.utils
@@ -35,10 +37,28 @@ from tenancy.audit import audit_record_for_user, client_ip
 from tenancy.emails import email_send
 from tenancy.models import User
 from tenancy.services.accounts import WELCOME_SCOPE
+from tenancy.throttle import AttemptLimit
+
+logger = logging.getLogger(__name__)
 
 MAGIC_LINK_BACKEND = "django.contrib.auth.backends.ModelBackend"
 # One magic link per address per minute: the form cannot be used to flood someone's inbox.
 MAGIC_LINK_INTERVAL = 60
+# Per client address, whatever the account: django-axes locks one account from one address, these stop one address
+# from spraying passwords across many accounts, asking for links to many inboxes or guessing link tokens.
+SIGN_IN_FAILURES = AttemptLimit("sign-in", limit=30, window=15 * 60)
+MAGIC_LINK_REQUESTS = AttemptLimit("magic-link", limit=10, window=15 * 60)
+LINK_FAILURES = AttemptLimit("sign-in-link", limit=20, window=15 * 60)
+
+
+def too_many_attempts(request: HttpRequest, retry_after: int, *, what: str) -> HttpResponse:
+    logger.warning("too many %s attempts from %s", what, client_ip(request))
+    minutes = max(1, math.ceil(retry_after / 60))
+    context = {"what": what, "minutes": minutes}
+    response = render(request, "portal/auth/too_many_attempts.html", context, status=429)
+    response["Retry-After"] = str(retry_after)
+    add_never_cache_headers(response)
+    return response
 
 
 def safe_next(request: HttpRequest, default: str = "portal:dashboard") -> str:
@@ -73,6 +93,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
     form = LoginForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
+        retry_after = SIGN_IN_FAILURES.blocked(request)
+        if retry_after:
+            return too_many_attempts(request, retry_after, what="sign-in")
         if form.is_valid():
             email = form.cleaned_data["email"]
             # The address goes in as both ``username`` and ``email``: django-axes reads the one named by
@@ -82,6 +105,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
             if user is not None:
                 login(request, user)
                 return after_sign_in(request)
+            SIGN_IN_FAILURES.count(request)
             # The same words whether the address exists or not. A lockout replaces this page (AxesMiddleware).
             form.add_error(None, "The email address or password is incorrect.")
         status = 400
@@ -138,6 +162,10 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 def magic_link(request: HttpRequest) -> HttpResponse:
     form = MagicLinkForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
+        retry_after = MAGIC_LINK_REQUESTS.blocked(request)
+        if retry_after:
+            return too_many_attempts(request, retry_after, what="sign-in link")
+        MAGIC_LINK_REQUESTS.count(request)
         if not form.is_valid():
             return render(request, "portal/auth/magic_link.html", {"form": form}, status=400)
         email = form.cleaned_data["email"]
@@ -183,7 +211,11 @@ def welcome_link_confirm(request: HttpRequest) -> HttpResponse:
 
 def _confirm_link(request: HttpRequest, *, user: User | None) -> HttpResponse:
     # Reads the token from the query string, which the confirm form posts back to.
+    retry_after = LINK_FAILURES.blocked(request)
+    if retry_after:
+        return too_many_attempts(request, retry_after, what="sign-in link")
     if user is None:
+        LINK_FAILURES.count(request)
         return _invalid_link(request)
     if request.method == "GET":
         return render(request, "portal/auth/magic_link_confirm.html", {"link_user": user})

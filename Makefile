@@ -2,6 +2,7 @@
 #
 #   make run     install, migrate, load demo data, serve http://127.0.0.1:8000 with a Celery worker and beat
 #   make test    the whole test suite (the same one CI runs)
+#   make test-slow  the tests marked slow (a real PostgreSQL restart): serially, with nothing else running
 #   make lint    ruff, mypy, import-linter, migrations check, deploy check
 #   make audit   pip-audit over requirements.lock: known vulnerabilities in the locked dependencies
 #   make fmt     format and auto-fix
@@ -31,7 +32,7 @@ DEPLOY_CHECK_ENV := KEEL_ENV=production DEBUG=false \
 	ANYMAIL_WEBHOOK_SECRET=inbound:dummy \
 	TWILIO_ACCOUNT_SID=ACdummy TWILIO_AUTH_TOKEN=dummy
 
-.PHONY: help install run test lint audit fmt bench var-dirs
+.PHONY: help install run test test-slow lint audit fmt bench var-dirs
 
 help:
 	@grep -E '^#   make ' $(firstword $(MAKEFILE_LIST)) | sed 's/^#   //'
@@ -56,6 +57,10 @@ run: install var-dirs
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# The slow tests restart shared servers: one process, no xdist.
+test-slow: install
+	$(VENV)/bin/pytest -m slow -p no:xdist
+
 lint: install var-dirs
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -72,4 +77,6 @@ fmt: install
 	$(VENV)/bin/ruff check --fix .
 
 bench: install
+	@command -v wrk >/dev/null || { as_root() { if [[ "$$(id -u)" == 0 ]]; then "$$@"; else sudo --non-interactive "$$@"; fi; }; \
+		as_root apt-get install -y -q wrk || { as_root apt-get update -q && as_root apt-get install -y -q wrk; }; }
 	$(PY) -m bench.run

@@ -18,6 +18,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from billing.models import (
+    AttemptStatus,
     BillingSettings,
     Contract,
     ContractLine,
@@ -249,7 +250,9 @@ class InvoiceAdmin(admin.ModelAdmin):
             attempt = invoice_charge(invoice_id=invoice.pk, organization_id=invoice.organization_id,
                                      trigger="staff", actor=self._actor(request))  # fmt: skip
             if attempt is not None and attempt.failure_message:
-                raise ConflictError(f"declined: {attempt.failure_message}", field="payment")
+                pending = attempt.status == AttemptStatus.PENDING  # the provider did not answer; asked again later
+                outcome = "not charged yet, asked again automatically" if pending else "declined"
+                raise ConflictError(f"{outcome}: {attempt.failure_message}", field="payment")
 
         self._each(request, queryset, work, "charged")
 

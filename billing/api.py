@@ -15,6 +15,7 @@ from billing import services
 from billing.models import Subscription, SubscriptionItem
 from billing.selectors import current_subscription, sms_credit_balance
 from quotes.api import PublicView
+from quotes.selectors import QUOTE_KEY
 from tenancy.api_base import TenantAPIView
 
 
@@ -56,6 +57,8 @@ class CheckoutView(PublicView):
         incoming = CheckoutRequestSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         quote_key = incoming.validated_data["quote_key"]
+        if not QUOTE_KEY.fullmatch(quote_key):  # no quote has it, and the return addresses could not be built from it
+            raise exceptions.NotFound("No quote has this key.")
         success_url, cancel_url = checkout_urls(request, quote_key)
         try:
             url = services.checkout_start(quote_key=quote_key, success_url=success_url, cancel_url=cancel_url)
@@ -127,7 +130,12 @@ class BillingPortalView(TenantAPIView):
 
     @extend_schema(
         request=BillingPortalRequestSerializer,
-        responses={200: inline_serializer("BillingPortal", {"url": serializers.CharField()})},
+        responses={
+            200: inline_serializer("BillingPortal", {"url": serializers.CharField()}),
+            409: OpenApiResponse(
+                description="The organization has no billing account (it was not set up through checkout)."
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         organization = self.tenant.require_organization()

@@ -71,6 +71,7 @@ class InvoiceAPIView(BillingAPIView):
             scoped = scoped.exclude(status=InvoiceStatus.DRAFT).exclude(number__isnull=True)
         return (
             scoped.select_related("organization")
+            .defer("organization__brand_logo")  # up to 256 KB, never read here, and it would come with every row
             .prefetch_related(Prefetch("credit_notes", queryset=CreditNote.objects.order_by("number")))
             .order_by(F("issue_date").desc(), F("number").desc(nulls_first=True), "-created_at", "id")
         )

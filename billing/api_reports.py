@@ -198,7 +198,11 @@ class ForecastView(BillingReportView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("months", OpenApiTypes.INT, description=f"{MONTHS_HELP} Default {DEFAULT_MONTHS}."),
+            OpenApiParameter(
+                "months",
+                {"type": "integer", "minimum": 1, "maximum": MAX_MONTHS},
+                description=f"{MONTHS_HELP} Default {DEFAULT_MONTHS}.",
+            ),
             ORGANIZATION,
         ],
         responses={

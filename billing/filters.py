@@ -16,12 +16,19 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from billing.models import Contract, ContractStatus, Cycle, Invoice, InvoiceStatus
 
 M = TypeVar("M", bound=Model)
 OVERDUE = "overdue"
 INVOICE_STATUSES = (*InvoiceStatus.values, OVERDUE)
+# ``?status=`` as the filter reads it, for the schema: statuses in any case, comma-separated, blanks ignored.
+_ONE_STATUS = r"\s*(?:{})\s*".format(
+    "|".join("".join(f"[{c.upper()}{c.lower()}]" for c in s) for s in INVOICE_STATUSES)
+)
+STATUS_LIST = rf"^(?:\s*,)*{_ONE_STATUS}(?:,(?:{_ONE_STATUS}|\s*))*$"
 
 
 class ChoiceInFilter(django_filters.BaseInFilter, django_filters.ChoiceFilter):
@@ -86,6 +93,7 @@ class InvoiceFilter(django_filters.FilterSet):
         model = Invoice
         fields: list[str] = []
 
+    @extend_schema_field({"type": "string", "pattern": STATUS_LIST})
     def filter_status(self, queryset: QuerySet[Invoice], name: str, value: str) -> QuerySet[Invoice]:
         wanted = {part.strip() for part in value.split(",") if part.strip()}
         statuses = {part.upper() for part in wanted if part.lower() != OVERDUE}
@@ -100,6 +108,7 @@ class InvoiceFilter(django_filters.FilterSet):
     def filter_organization(self, queryset: QuerySet[Invoice], name: str, value: str) -> QuerySet[Invoice]:
         return by_organization(queryset, value)
 
+    @extend_schema_field(OpenApiTypes.UUID)
     def filter_contract(self, queryset: QuerySet[Invoice], name: str, value: str) -> QuerySet[Invoice]:
         try:
             return queryset.filter(contract_id=uuid.UUID(value.strip()))

@@ -39,6 +39,7 @@ from billing.models import (
 )
 from billing.services.contract_updates import MAX_RENEWAL_MONTHS
 from billing.services.invoices import MANUAL_KINDS, amount_due
+from tenancy.api_base import refuses_unknown_fields
 
 CENT = Decimal("0.01")
 LARGEST_AMOUNT = Decimal("1e11")  # money columns hold 12 digits before the point: room for the tax on top
@@ -181,6 +182,7 @@ class TierInputSerializer(serializers.Serializer[Any]):
     flat_fee = serializers.DecimalField(max_digits=16, decimal_places=4, required=False)
 
 
+@refuses_unknown_fields
 class ContractLineInputSerializer(serializers.Serializer[Any]):
     """A contract line in a request (checked by ``billing.services.contracts.line_check``)."""
 
@@ -232,6 +234,7 @@ class ContractCreateSerializer(serializers.Serializer[Any]):
         return attrs
 
 
+@refuses_unknown_fields
 class ContractUpdateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200, required=False)
     payment_terms_days = serializers.IntegerField(required=False, min_value=0, max_value=365)
@@ -244,6 +247,7 @@ class ContractUpdateSerializer(serializers.Serializer[Any]):
     )
 
 
+@refuses_unknown_fields
 class ContractLineChangeSerializer(serializers.Serializer[Any]):
     quantity = serializers.DecimalField(max_digits=14, decimal_places=4, required=False)
     unit_price = serializers.DecimalField(max_digits=16, decimal_places=4, required=False)
@@ -359,7 +363,7 @@ class InvoiceSerializer(serializers.Serializer[Invoice]):
         now = self.context.get("now") or timezone.now()
         return invoice.is_overdue(now.astimezone(ZoneInfo(invoice.organization.timezone)).date())
 
-    @extend_schema_field(OpenApiTypes.DECIMAL)
+    @extend_schema_field({"type": "string", "format": "decimal"})
     def get_amount_due(self, invoice: Invoice) -> str:
         return f"{amount_due(invoice):.2f}"
 
@@ -389,6 +393,7 @@ class InvoiceDetailSerializer(InvoiceSerializer):
     attempts = PaymentAttemptSerializer(many=True)
 
 
+@refuses_unknown_fields
 class InvoiceLineInputSerializer(serializers.Serializer[Any]):
     """An invoice line in a request (checked by ``billing.services.invoices.line_input``)."""
 
@@ -407,7 +412,8 @@ class InvoiceLinesField(serializers.ListField):
     """A list of line objects (checked one by one in the serializer's ``validate``, to name ``lines[0].amount``)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(child=serializers.DictField(), max_length=500, **kwargs)
+        kwargs.setdefault("error_messages", {"min_length": "An invoice needs at least one line."})
+        super().__init__(child=serializers.DictField(), min_length=1, max_length=500, **kwargs)
 
 
 class InvoiceCreateSerializer(serializers.Serializer[Any]):

@@ -55,7 +55,8 @@ def verify(payload: bytes, header: str | None, secret: str, *, tolerance: int, n
         raise SignatureError("The Stripe-Signature header is missing.")
     timestamp, signatures = _parse(header)
     expected = compute(payload, secret, timestamp)
-    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+    # A signature with non-ASCII characters matches no hex digest (and compare_digest refuses to compare it).
+    if not any(candidate.isascii() and hmac.compare_digest(expected, candidate) for candidate in signatures):
         raise SignatureError("The signature does not match the body.")
     if abs(now - timestamp) > tolerance:
         raise SignatureError("The signature is too old (or from the future); it may be a replay.")

@@ -8,7 +8,7 @@ from billing.services.collection import invoice_charge
 from billing.services.contracts import contracts_renewal_notices
 from billing.services.dunning import process_failed_payments as collection_run
 from billing.services.invoices import invoice_email
-from billing.services.invoicing import invoices_generate
+from billing.services.invoicing import invoices_generate, invoices_unsent_send
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,13 @@ def send_invoices(jobs: list[tuple[str, str, bool]]) -> int:
         except Exception:  # sent_at stays empty; staff can send it again
             logger.exception("emailing invoice %s failed", invoice_id)
     return sent
+
+
+@shared_task
+def send_unsent_invoices() -> int:
+    """Beat, hourly: email the issued invoices whose email job was lost (a worker died before queueing it, or the
+    broker was down)."""
+    return invoices_unsent_send()
 
 
 @shared_task

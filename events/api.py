@@ -29,7 +29,15 @@ from events.webhooks import (
     endpoint_rotate,
     endpoint_update,
 )
-from tenancy.api_base import PAGE_PARAMETERS, Caller, TenantAPIView, refuse_unknown, request_object
+from tenancy.api_base import (
+    PAGE_PARAMETERS,
+    Caller,
+    TenantAPIView,
+    refuse_unknown,
+    refuses_unknown_fields,
+    request_object,
+)
+from tenancy.api_policy import Pagination
 from tenancy.audit import client_ip
 from tenancy.models import MANAGING_ROLES, Partner
 
@@ -59,9 +67,10 @@ class EndpointWithSecretSerializer(EndpointSerializer):
         fields = [*EndpointSerializer.Meta.fields, "secret"]
 
 
+@refuses_unknown_fields
 class EndpointInputSerializer(serializers.Serializer[Any]):
     url = serializers.CharField(max_length=500)
-    event_types = serializers.ListField(child=serializers.CharField(max_length=100), allow_empty=False)
+    event_types = serializers.ListField(child=serializers.CharField(max_length=100), allow_empty=False, min_length=1)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     active = serializers.BooleanField(required=False)
 
@@ -185,8 +194,14 @@ class TestView(WebhookAPIView):
 
 
 class DeliveryListView(WebhookAPIView):
+    pagination_class = Pagination  # also tells the schema that the list comes in pages
+
     @extend_schema(
-        parameters=[ENDPOINT_ID, OpenApiParameter("state", OpenApiTypes.STR), *PAGE_PARAMETERS],
+        parameters=[
+            ENDPOINT_ID,
+            OpenApiParameter("state", OpenApiTypes.STR, enum=WebhookState.values, description="Any case."),
+            *PAGE_PARAMETERS,
+        ],
         responses=DeliverySerializer(many=True),
     )
     def get(self, request: Request, pk: str) -> Response:
@@ -201,15 +216,9 @@ class DeliveryListView(WebhookAPIView):
             if state not in WebhookState.values:
                 raise exceptions.ValidationError({"state": [f"Unknown state {state!r}."]})
             deliveries = deliveries.filter(Q(state=state))
-        paginator = self.paginator_class()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(deliveries, request, view=self) or []
         return paginator.get_paginated_response(DeliverySerializer(page, many=True).data)
-
-    @property
-    def paginator_class(self) -> Any:
-        from tenancy.api_policy import Pagination
-
-        return Pagination
 
 
 class RedeliverView(WebhookAPIView):
@@ -226,6 +235,7 @@ class RedeliverView(WebhookAPIView):
 EVENT_TYPE = inline_serializer(
     "WebhookEventType",
     {"type": serializers.CharField(), "description": serializers.CharField(), "example": serializers.DictField()},
+    many=True,
 )
 
 

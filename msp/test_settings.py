@@ -10,7 +10,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 SMS_SANDBOX_CALLBACKS = False  # tests post callbacks through the test client when they want them
 CELERY_TASK_EAGER_PROPAGATES = False
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "keel-tests"}}
-REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]}
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_RENDERER_CLASSES": ["tenancy.renderers.JSONRenderer"]}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

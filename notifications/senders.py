@@ -1,9 +1,12 @@
 """One sender per channel: each takes a claimed delivery, sends it, and says what happened.
 
-- **Email** goes through ``tenancy.emails.email_send`` (branded, sent by the mail task after commit): the event
-  type's words in ``email/notification.*`` (this app's templates), or the existing email template the notice names,
-  rendered from the notice's context and its sealed values (decrypted only here). A platform notice's email carries
-  Keel's own branding; an automatic answer says so in its ``Auto-Submitted`` header.
+- **Email** goes through ``tenancy.emails.email_send`` (branded): the event type's words in
+  ``email/notification.*`` (this app's templates), or the existing email template the notice names, rendered from
+  the notice's context and its sealed values (decrypted only here). A platform notice's email carries Keel's own
+  branding; an automatic answer says so in its ``Auto-Submitted`` header. It is handed to the email provider here,
+  in the delivery's own job, so that the delivery records the provider's answer: 429, 5xx and network errors are
+  retried on the delivery's schedule, any other refusal is not worth retrying. The provider keeps no idempotency
+  key, so an email it accepted while its answer was lost (a timeout) is sent again by the retry.
 - **SMS** goes through the SMS provider (``sms.providers.get_provider``), outside the campaign gates (no consent,
   quiet hours, budget or warm-up: the person asked for these messages), but never to a number on the organization's
   do-not-contact list. It is sent from the organization's first active sending number. A retried SMS first asks
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from django.db import transaction
+from anymail.exceptions import AnymailError, AnymailRequestsAPIError
 
 from notifications import attachments
 from notifications.models import Channel, Delivery, Reason
@@ -90,10 +93,28 @@ def send_email(delivery: Delivery) -> Outcome:
         files = attachments.make(delivery.organization_id, specs) if specs else None
     except LookupError as gone:
         raise SendError(f"An attachment no longer exists: {gone}", retryable=False) from None
-    with transaction.atomic():  # email_send hands the message to the mail task when this block commits
+    try:
         email_send(to=delivery.to, template=template, context=context, organization=organization, headers=headers,
-                   attachments=files)  # fmt: skip
+                   attachments=files, now=True)  # fmt: skip
+    except (AnymailError, OSError) as error:
+        raise _email_error(error) from error
     return Sent()
+
+
+def _email_error(error: Exception) -> SendError:
+    """The email provider's refusal in words staff can act on; retryable when it may pass (429, 5xx, no answer)."""
+    backend = getattr(getattr(error, "payload", None), "backend", None)  # a network error carries only its payload
+    provider = getattr(error, "esp_name", None) or getattr(backend, "esp_name", None) or "The mail server"
+    if isinstance(error, AnymailRequestsAPIError) and error.status_code is not None:
+        status = int(error.status_code)
+        answer = " ".join(str(getattr(error.response, "text", "") or "").split())[:EXCERPT]
+        return SendError(f"{provider} answered {status}: {answer}", retryable=status == 429 or status >= 500)
+    if isinstance(error, AnymailRequestsAPIError) or not isinstance(error, AnymailError):
+        cause = error.__cause__ or error
+        return SendError(f"{provider} could not be reached: {type(cause).__name__}.", retryable=True)
+    # Refused before or without an HTTP answer (every recipient rejected, content it cannot send): it would be again.
+    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return SendError(f"{provider} refused the email: {first_line[:EXCERPT]}", retryable=False)
 
 
 def sender_number(delivery: Delivery) -> str | None:
@@ -126,7 +147,7 @@ def send_sms(delivery: Delivery) -> Outcome:
                 return Sent(earlier.sid)
         state = provider.send(OutboundMessage(to=delivery.to, from_=sender, body=delivery.body))
     except ProviderError as error:
-        code = f" ({error.code})" if error.code else ""
+        code = f" ({error.code})" if error.code and error.code not in error.message else ""
         raise SendError(f"{error.message}{code}", retryable=error.retryable) from error
     return Sent(state.sid)
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from drf_spectacular.utils import OpenApiTypes, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from qualification import scoring
 from qualification.models import Qualification, QualificationTier
-from qualification.services import qualification_submit
+from qualification.services import PHONE_PATTERN, qualification_submit
 from tenancy.api_auth import PublicRateThrottle
+from tenancy.parsers import JSONParser
 
 
 class QualificationResultSerializer(serializers.Serializer[Qualification]):
@@ -38,6 +39,97 @@ class QualificationStatusSerializer(serializers.Serializer[Qualification]):
     updated_at = serializers.DateTimeField()
 
 
+# -- the questionnaires, as the schema describes them (qualification.services and .scoring check them) -------------
+# Optional text may be left out, empty or null.
+
+
+def _text(limit: int, description: str = "") -> dict[str, Any]:
+    return {
+        "type": "string",
+        "nullable": True,
+        "maxLength": limit,
+        **({"description": description} if description else {}),
+    }
+
+
+def _filled(limit: int) -> dict[str, Any]:
+    return {"type": "string", "maxLength": limit, "pattern": r"\S", "description": "Not blank."}
+
+
+def _one_of(values: Any) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values)}
+
+
+def _some_of(values: Any, *, at_least: int) -> dict[str, Any]:
+    return {"type": "array", "items": _one_of(values), "uniqueItems": True, "minItems": at_least}
+
+
+def _questionnaire(required: list[str], **fields: dict[str, Any]) -> dict[str, Any]:
+    contact = {
+        "customer_email": {"type": "string", "format": "email", "description": "The prospect's email address."},
+        "name": _text(150),
+        "company_name": _text(200),
+        "phone": {
+            "type": "string",
+            "nullable": True,
+            "pattern": rf"^(|{PHONE_PATTERN.pattern.strip('^$')})$",
+            "description": "Digits, spaces, +, ( ) or -.",
+        },
+    }
+    return {
+        "application/json": {
+            "type": "object",
+            "properties": {**contact, **fields},
+            "required": ["customer_email", *required],
+        }
+    }
+
+
+QUESTIONNAIRES = {
+    QualificationTier.CORE_PLUS: _questionnaire(
+        ["business_type", "current_it_support", "tech_comfort_level", "pain_point", "timeline"],
+        business_type=_one_of(scoring.BUSINESS_TYPE_POINTS),
+        current_it_support={**_some_of(scoring.IT_SUPPORT_POINTS, at_least=1), "description": "'none' stands alone."},
+        tech_comfort_level={"type": "integer", "minimum": 1, "maximum": 5},
+        pain_point=_one_of(scoring.PAIN_POINT_POINTS),
+        pain_point_detail=_text(1000, "Required when pain_point is 'other'."),
+        timeline=_one_of(scoring.TIMELINES),
+    ),
+    QualificationTier.PREMIUM: _questionnaire(
+        [
+            "years_in_business",
+            "security_posture",
+            "budget_range",
+            "decision_maker",
+            "timeline",
+            "ein",
+            "employee_count",
+            "locations",
+        ],  # fmt: skip
+        website=_text(2000, "A web address (http or https); https:// is assumed without a scheme."),
+        industry=_text(100),
+        years_in_business={"type": "integer", "minimum": 0},
+        it_infrastructure=_some_of(scoring.IT_INFRASTRUCTURE, at_least=0),
+        security_posture={"type": "integer", "minimum": 1, "maximum": 5},
+        compliance_needs=_some_of(scoring.COMPLIANCE_NEEDS, at_least=0),
+        budget_range=_one_of(scoring.BUDGET_POINTS),
+        decision_maker={"type": "boolean"},
+        timeline=_one_of(scoring.TIMELINES),
+        ein={"type": "string", "pattern": scoring.EIN_PATTERN.pattern, "description": "NN-NNNNNNN."},
+        employee_count={"type": "integer", "minimum": 1},
+        locations={"type": "integer", "minimum": 1},
+    ),
+    QualificationTier.ENTERPRISE: _questionnaire(
+        ["company_name", "current_it_setup", "project_scope"],
+        company_name=_filled(200),
+        current_it_setup=_filled(4000),
+        project_scope=_filled(4000),
+        timeline=_text(4000),
+        budget_notes=_text(4000),
+    ),
+}
+
+
 class PublicView(APIView):
     authentication_classes: list[type] = []
     parser_classes = [JSONParser]
@@ -50,7 +142,12 @@ class SubmitView(PublicView):
 
     tier: str = ""
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={201: QualificationResultSerializer})
+    @extend_schema(
+        responses={
+            201: QualificationResultSerializer,
+            409: OpenApiResponse(description="A questionnaire of this tier was already submitted for the email."),
+        }
+    )
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError({"detail": ["Send a JSON object."]})
@@ -72,7 +169,13 @@ class StatusView(PublicView):
         return Response(QualificationStatusSerializer(qualification).data)
 
 
-core_plus_submit = SubmitView.as_view(tier=QualificationTier.CORE_PLUS)
-premium_submit = SubmitView.as_view(tier=QualificationTier.PREMIUM)
-enterprise_submit = SubmitView.as_view(tier=QualificationTier.ENTERPRISE)
+def _submit_view(tier: str) -> type[SubmitView]:
+    """SubmitView for one tier, its questionnaire documented as the request body."""
+    view = type(f"{tier.title().replace('_', '')}SubmitView", (SubmitView,), {"tier": tier})
+    return extend_schema_view(post=extend_schema(request=QUESTIONNAIRES[tier]))(view)
+
+
+core_plus_submit = _submit_view(QualificationTier.CORE_PLUS).as_view()
+premium_submit = _submit_view(QualificationTier.PREMIUM).as_view()
+enterprise_submit = _submit_view(QualificationTier.ENTERPRISE).as_view()
 status_view = StatusView.as_view()

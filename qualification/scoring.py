@@ -87,6 +87,9 @@ def _integer(
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        if len(value.strip()) > 18:  # int() refuses text of over 4300 digits; no answer here comes near 18
+            errors[field] = ["Enter a smaller number."]
+            return None
         number = int(value.strip())
     if number is None:
         errors[field] = ["Enter a whole number."]
@@ -149,7 +152,8 @@ def clean_core_plus(answers: Mapping[str, Any]) -> CorePlusAnswers:
         errors["current_it_support"] = ["'none' cannot be combined with other answers."]
     comfort = _integer(errors, answers, "tech_comfort_level", 1, 5)
     pain_point = _one_of(errors, answers, "pain_point", tuple(PAIN_POINT_POINTS))
-    detail = answers.get("pain_point_detail") or ""
+    detail = answers.get("pain_point_detail")
+    detail = "" if detail is None else detail  # left out or null; false, [] or {} is refused below
     if not isinstance(detail, str) or len(detail) > 1000:
         errors["pain_point_detail"] = ["Describe it in at most 1000 characters."]
     elif pain_point == "other" and not detail.strip():

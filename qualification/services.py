@@ -32,11 +32,19 @@ from qualification.models import (
 from tenancy.audit import audit_record
 from tenancy.errors import ConflictError, ServiceValidationError, field_error
 from tenancy.models import Organization, User
+from tenancy.text import unstorable
 
 SALES_GROUP = "Sales"
 PHONE_PATTERN = re.compile(r"^\+?[0-9 ()-]{6,20}$")
 ENTERPRISE_FIELDS = ("current_it_setup", "project_scope", "timeline", "budget_notes")
 REVIEW_OUTCOMES = (QualificationStatus.QUALIFIED, QualificationStatus.NOT_QUALIFIED)
+
+
+def _optional(data: dict[str, Any], field: str) -> Any:
+    """An optional answer: left out or null is empty; anything else is checked as given (false, [] or {} is not
+    text, and is refused rather than read as empty)."""
+    value = data.get(field)
+    return "" if value is None else value
 
 
 def _clean_contact(tier: str, data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, str]:
@@ -47,12 +55,12 @@ def _clean_contact(tier: str, data: dict[str, Any], errors: dict[str, list[str]]
         errors["customer_email"] = ["Enter a valid email address." if email else "This field is required."]
     contact = {"customer_email": email}
     for field, limit in (("name", 150), ("company_name", 200)):
-        value = data.get(field) or ""
+        value = _optional(data, field)
         if not isinstance(value, str) or len(value) > limit:
             errors[field] = [f"At most {limit} characters."]
         contact[field] = str(value).strip()
-    phone = data.get("phone") or ""
-    if phone and (not isinstance(phone, str) or not PHONE_PATTERN.fullmatch(phone.strip())):
+    phone = _optional(data, "phone")
+    if phone != "" and (not isinstance(phone, str) or not PHONE_PATTERN.fullmatch(phone.strip())):
         errors["phone"] = ["Enter a phone number of digits, spaces, +, ( ) or -."]
     contact["phone"] = str(phone).strip()
     if tier == QualificationTier.ENTERPRISE and not contact["company_name"]:
@@ -61,7 +69,11 @@ def _clean_contact(tier: str, data: dict[str, Any], errors: dict[str, list[str]]
 
 
 def _clean_premium_extras(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, str]:
-    website = str(data.get("website") or "").strip()
+    website = _optional(data, "website")
+    if not isinstance(website, str):
+        errors["website"] = ["Enter a valid website address."]
+        website = ""
+    website = website.strip()
     if website:
         if "://" not in website:
             website = f"https://{website}"
@@ -69,7 +81,7 @@ def _clean_premium_extras(data: dict[str, Any], errors: dict[str, list[str]]) ->
             URLValidator(schemes=["http", "https"])(website)
         except ValidationError:
             errors["website"] = ["Enter a valid website address."]
-    industry = data.get("industry") or ""
+    industry = _optional(data, "industry")
     if not isinstance(industry, str) or len(industry) > 100:
         errors["industry"] = ["At most 100 characters."]
     return {"website": website, "industry": str(industry).strip()}
@@ -78,7 +90,7 @@ def _clean_premium_extras(data: dict[str, Any], errors: dict[str, list[str]]) ->
 def _clean_enterprise(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, str]:
     cleaned = {}
     for field in ENTERPRISE_FIELDS:
-        value = data.get(field) or ""
+        value = _optional(data, field)
         if not isinstance(value, str) or len(value) > 4000:
             errors[field] = ["At most 4000 characters."]
             continue
@@ -140,7 +152,11 @@ def qualification_submit(*, tier: str, data: dict[str, Any]) -> Qualification:
     second submission of the same email for the same tier raises ConflictError and changes nothing."""
     if tier not in QualificationTier.values:
         raise field_error("tier", f"Tier must be one of {', '.join(QualificationTier.values)}.")
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = {
+        field: ["Contains a NUL or an unpaired surrogate character; send plain text."]
+        for field, value in data.items()
+        if isinstance(field, str) and field and not unstorable(field) and unstorable(value)
+    }
     contact = _clean_contact(tier, data, errors)
     answers: dict[str, Any] = {}
     score: scoring.Score | None = None

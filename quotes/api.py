@@ -6,9 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,9 +16,10 @@ from rest_framework.views import APIView
 from qualification.models import QualificationTier
 from quotes.models import Quote, QuoteLine
 from quotes.pricing import CENT
-from quotes.selectors import quote_by_key
+from quotes.selectors import QUOTE_KEY, quote_by_key
 from quotes.services import QuoteNotAllowedError, quote_create
 from tenancy.api_auth import PublicRateThrottle
+from tenancy.parsers import JSONParser
 
 
 def unit_price_text(value: Decimal) -> str:
@@ -107,7 +107,14 @@ class QuoteCreateView(PublicView):
 class QuoteDetailView(PublicView):
     """A quote, by its full key. Any other key is a 404: keys are not listed, searched or guessed."""
 
-    @extend_schema(responses={200: QuoteSerializer, 404: OpenApiResponse(description="No quote has this key.")})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "quote_key", {"type": "string", "pattern": f"^{QUOTE_KEY.pattern}$"}, OpenApiParameter.PATH
+            )
+        ],
+        responses={200: QuoteSerializer, 404: OpenApiResponse(description="No quote has this key.")},
+    )
     def get(self, request: Request, quote_key: str) -> Response:
         quote = quote_by_key(quote_key)
         if quote is None:

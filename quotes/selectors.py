@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,10 +10,12 @@ from typing import Any
 from quotes import pricing
 from quotes.models import AddOn, Plan, Quote
 
+QUOTE_KEY = re.compile(r"[A-Za-z0-9_-]{20,64}")  # the URL-safe alphabet of the keys quotes are given
+
 
 def quote_by_key(quote_key: str) -> Quote | None:
     """The quote with exactly this key, its lines prefetched (two queries); None for anything else."""
-    if not isinstance(quote_key, str) or not 20 <= len(quote_key) <= 64:
+    if not isinstance(quote_key, str) or not QUOTE_KEY.fullmatch(quote_key):
         return None
     return Quote.objects.prefetch_related("lines").filter(quote_key=quote_key).first()
 

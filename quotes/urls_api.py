@@ -6,5 +6,5 @@ from quotes import api
 
 urlpatterns = [
     re_path(r"^quotes/?$", api.quote_create_view, name="api-quote-create"),
-    re_path(r"^quotes/(?P<quote_key>[A-Za-z0-9_-]+)/?$", api.quote_detail_view, name="api-quote-detail"),
+    re_path(r"^quotes/(?P<quote_key>[^/]+)/?$", api.quote_detail_view, name="api-quote-detail"),
 ]

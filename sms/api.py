@@ -25,7 +25,7 @@ from rest_framework import exceptions, generics, parsers, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from sms.models import Contact, DoNotContact
+from sms.models import Contact, DncReason, DoNotContact
 from sms.serializers import (
     CONTACT_NOT_FOUND,
     DNC_NOT_FOUND,
@@ -260,12 +260,14 @@ class DncListView(SmsAPIView, generics.GenericAPIView[DoNotContact]):
     filter_backends: list[Any] = []
 
     @extend_schema(
-        parameters=[OpenApiParameter("reason", OpenApiTypes.STR), *PAGE_PARAMETERS],
+        parameters=[OpenApiParameter("reason", OpenApiTypes.STR, enum=DncReason.values), *PAGE_PARAMETERS],
         responses=DncSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
         entries = self.scoped(DoNotContact.objects.all()).select_related("organization").order_by("-created_at", "-id")
         if reason := request.query_params.get("reason"):
+            if reason not in DncReason.values:
+                raise exceptions.ValidationError({"reason": [f"One of {', '.join(DncReason.values)}."]})
             entries = entries.filter(reason=reason)
         page = self.paginate_queryset(entries) or []
         return self.get_paginated_response(represent_many(DncSerializer, page))

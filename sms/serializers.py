@@ -12,6 +12,7 @@ from rest_framework import serializers
 from sms.messages import placeholders_of
 from sms.models import Campaign, Contact, DncReason, DoNotContact, SendingNumber, SendJob, Template
 from sms.selectors import NumberToday
+from tenancy.api_base import refuses_unknown_fields
 
 
 class ConsentSerializer(serializers.Serializer[Any]):
@@ -28,6 +29,7 @@ class ContactSerializer(serializers.ModelSerializer[Contact]):
     consent = serializers.SerializerMethodField()
     on_dnc = serializers.SerializerMethodField()
     organization = serializers.CharField(source="organization.slug", read_only=True)
+    email = serializers.CharField(read_only=True, help_text="The contact's email address; empty when unknown.")
 
     class Meta:
         model = Contact
@@ -50,6 +52,7 @@ class ContactSerializer(serializers.ModelSerializer[Contact]):
         return bool(getattr(contact, "on_dnc", False))
 
 
+@refuses_unknown_fields
 class ContactUpdateSerializer(serializers.Serializer[Any]):
     first_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -98,6 +101,7 @@ class DncSerializer(serializers.ModelSerializer[DoNotContact]):
         read_only_fields = fields
 
 
+@refuses_unknown_fields
 class DncInputSerializer(serializers.Serializer[Any]):
     phone = serializers.CharField(max_length=40)
     region = serializers.CharField(max_length=2, required=False, default="AU")
@@ -142,6 +146,7 @@ class TemplateSerializer(serializers.ModelSerializer[Template]):
             return []
 
 
+@refuses_unknown_fields
 class TemplateInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=120)
     body = serializers.CharField(
@@ -211,12 +216,22 @@ class CampaignLaunchSerializer(serializers.Serializer[Any]):
     campaign = CampaignSerializer()
 
 
+@refuses_unknown_fields
 class CampaignInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=120)
     template_ids = serializers.ListField(
-        child=serializers.CharField(max_length=64), max_length=50, help_text="Used in turn, in this order."
+        child=serializers.CharField(max_length=64),
+        min_length=1,
+        max_length=50,
+        help_text="Used in turn, in this order.",
+        error_messages={"min_length": "Choose at least one template."},
     )
-    number_ids = serializers.ListField(child=serializers.CharField(max_length=64), max_length=50)
+    number_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        min_length=1,
+        max_length=50,
+        error_messages={"min_length": "Choose at least one sending number."},
+    )
     audience_tags = serializers.ListField(
         child=serializers.CharField(max_length=40), required=False, default=list, max_length=30
     )
@@ -279,6 +294,7 @@ class MessageSerializer(serializers.ModelSerializer[SendJob]):
         read_only_fields = fields
 
 
+@refuses_unknown_fields
 class KillSwitchInputSerializer(serializers.Serializer[Any]):
     enabled = serializers.BooleanField(help_text="true: send nothing until it is turned off.")
 

@@ -44,6 +44,16 @@ def signed_params(request: HttpRequest) -> dict[str, str] | None:
     return None
 
 
+def _unstorable(params: dict[str, str]) -> JsonResponse | None:
+    """A 400 naming the parameters that hold a NUL: Twilio never sends one, and PostgreSQL can neither store nor
+    compare text that does."""
+    bad = sorted(name for name, value in params.items() if "\x00" in name + value)
+    if not bad:
+        return None
+    return JsonResponse({name.replace("\x00", "") or "parameter": ["Contains a NUL character."] for name in bad},
+                        status=400)  # fmt: skip
+
+
 def _forbidden() -> HttpResponse:
     return HttpResponse("Invalid Twilio signature.", status=403, content_type="text/plain; charset=utf-8")
 
@@ -62,6 +72,8 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     params = signed_params(request)
     if params is None:
         return _forbidden()
+    if refused := _unstorable(params):
+        return refused
     try:
         status_apply(params)
     except ServiceValidationError as bad:
@@ -76,6 +88,8 @@ def twilio_inbound(request: HttpRequest) -> HttpResponse:
     params = signed_params(request)
     if params is None:
         return _forbidden()
+    if refused := _unstorable(params):
+        return refused
     try:
         reply = inbound_receive(
             sid=params.get("MessageSid") or params.get("SmsSid", ""),

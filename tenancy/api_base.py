@@ -10,21 +10,21 @@ Objects outside the visible organizations are 404. A suspended organization is 4
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Self
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, Q, QuerySet
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, extend_schema_serializer
 from rest_framework import exceptions, permissions, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from tenancy.api_policy import OrganizationSuspended
+from tenancy.api_policy import PAGE_SCHEMA, PAGE_SIZE_SCHEMA, OrganizationSuspended
 from tenancy.errors import ConflictError
 from tenancy.models import MANAGING_ROLES, ApiKey, Membership, Organization, OrgStatus, User
 
@@ -68,7 +68,7 @@ def _pick(organizations: QuerySet[Organization], ident: str) -> Organization:
         lookup: dict[str, object] = {"pk": uuid.UUID(ident)}
     except ValueError:
         lookup = {"slug": ident}
-    org = organizations.filter(**lookup).first()
+    org = organizations.filter(**lookup).defer("brand_logo").first()  # the logo (up to 256 KB) is loaded only if read
     if org is None:
         raise exceptions.NotFound("No such organization.")
     return org
@@ -110,6 +110,13 @@ def resolve_access(request: Request) -> TenantAccess:
     return TenantAccess(organizations=organizations, organization=chosen, api_key=key, role=role)
 
 
+def refuse_nul_in_query(request: Request) -> None:
+    """A query parameter holding a NUL is a 400: no filter can match it, and PostgreSQL refuses it in a query."""
+    bad = sorted({name for name, values in request.query_params.lists() if any("\x00" in value for value in values)})
+    if bad:
+        raise exceptions.ValidationError({name: ["Contains a NUL character."] for name in bad})
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who makes an API request: a signed-in person, or an API key (then ``user`` is None)."""
@@ -144,6 +151,7 @@ class TenantAPIView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        refuse_nul_in_query(request)
         self.tenant = resolve_access(request)
         if request.method not in permissions.SAFE_METHODS and getattr(self, "writes_need_organization", True):
             self.tenant.require_organization()
@@ -192,8 +200,8 @@ def organizations_with_role(user: User, roles: frozenset[str]) -> QuerySet[Organ
 
 
 PAGE_PARAMETERS = [
-    OpenApiParameter("page", OpenApiTypes.INT, description="A page number within the paginated result set."),
-    OpenApiParameter("page_size", OpenApiTypes.INT, description="Results per page (at most 200)."),
+    OpenApiParameter("page", PAGE_SCHEMA["schema"], description=PAGE_SCHEMA["description"]),
+    OpenApiParameter("page_size", PAGE_SIZE_SCHEMA["schema"], description=PAGE_SIZE_SCHEMA["description"]),
 ]
 
 
@@ -209,7 +217,96 @@ def request_object(request: Request) -> dict[str, Any]:
     return dict(request.data)
 
 
+UNKNOWN_FIELDS_REFUSED = "x-unknown-fields-refused"
+# For the request serializers of views that refuse fields they do not know (``refuse_unknown``): their request
+# bodies are documented with ``additionalProperties: false`` (see ``document_error_responses``).
+refuses_unknown_fields = extend_schema_serializer(extensions={UNKNOWN_FIELDS_REFUSED: True})
+
+
 def refuse_unknown(data: dict[str, Any], allowed: set[str] | frozenset[str] | tuple[str, ...]) -> None:
     unknown = sorted(set(data) - set(allowed))
     if unknown:
         raise serializers.ValidationError({name: ["This field cannot be set here."] for name in unknown})
+
+
+# -- the error responses every operation may give, in the OpenAPI schema ---------------------------------------------
+
+_DETAIL = {"$ref": "#/components/schemas/ErrorDetail"}
+_FIELDS = {"$ref": "#/components/schemas/FieldErrors"}
+ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ErrorDetail": {
+        "type": "object",
+        "properties": {"detail": {"type": "string"}},
+        "required": ["detail"],
+        "description": "Why the request was refused.",
+    },
+    "FieldErrors": {
+        "type": "object",
+        "additionalProperties": {},
+        "description": 'Messages by field, as DRF writes them ({"field": ["message"]}), or {"detail": …}.',
+    },
+}
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before trying again."}}
+_GENERAL = {
+    "400": ("Bad input: the fields at fault with their reasons.", _FIELDS),
+    "401": ("No credentials, or an API key that is unknown, revoked or expired.", _DETAIL),
+    "403": ("The API key lacks a scope this request needs, or the organization is suspended.", _DETAIL),
+    "404": ("No such object among the organizations the caller may see (or X-Organization names none).", _DETAIL),
+    "409": ("The request conflicts with the current state.", _FIELDS),
+    "429": ("Too many requests: wait for the number of seconds in Retry-After.", _DETAIL),
+}
+
+
+# drf-spectacular's pattern for a DecimalField admits "", "-" and ".", which DRF refuses: at least one digit (or, for
+# a field that may be null, "", which DRF reads as null).
+_LOOSE_DECIMAL = re.compile(r"\^-\?\\d\{0,(\d+)\}\(\?:\\\.\\d\{0,(\d+)\}\)\?\$")
+
+
+def _decimal_patterns(node: Any) -> None:
+    if isinstance(node, dict):
+        loose = _LOOSE_DECIMAL.fullmatch(node.get("pattern", "")) if node.get("format") == "decimal" else None
+        if loose:
+            whole, places = loose.groups()
+            number = rf"-?(?:\d{{1,{whole}}}(?:\.\d{{0,{places}}})?|\.\d{{1,{places}}})"
+            node["pattern"] = rf"^(?:{number})?$" if node.get("nullable") else rf"^{number}$"
+        for value in node.values():
+            _decimal_patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            _decimal_patterns(value)
+
+
+def document_error_responses(result: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: adds the error responses the API conventions promise (400 bad input,
+    401/403/404 for protected operations, 429 everywhere) where a view did not describe its own, and the JSON body
+    of every error response, so the schema names each status an operation may answer with. Also states two input
+    rules that hold everywhere: an empty optional query parameter counts as not given, and decimals need a digit."""
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    components.update(ERROR_SCHEMAS)
+    for name, component in components.items():
+        if component.pop(UNKNOWN_FIELDS_REFUSED, False) and name.endswith("Request"):
+            component["additionalProperties"] = False
+    _decimal_patterns(result)
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and not parameter.get("required"):
+                    parameter["allowEmptyValue"] = True
+            protected = any(requirement for requirement in operation.get("security", [{}]))
+            takes_input = (
+                method != "get"
+                or "requestBody" in operation
+                or any(parameter.get("in") == "query" for parameter in operation.get("parameters", []))
+            )
+            codes = {"429"} | ({"401", "403", "404"} if protected else set()) | ({"400"} if takes_input else set())
+            responses = operation["responses"]
+            for code in sorted(codes):
+                responses.setdefault(code, {"description": _GENERAL[code][0]})
+            for code, response in responses.items():
+                if code in _GENERAL and "content" not in response:
+                    response["content"] = {"application/json": {"schema": _GENERAL[code][1]}}
+                if code == "429":
+                    response.setdefault("headers", _RETRY_AFTER)
+    return result

@@ -66,6 +66,23 @@ class CappedPaginator(DjangoPaginator):
         return counted
 
 
+MAX_LIMIT = 2**62
+PAGE_SCHEMA: dict[str, Any] = {
+    "name": "page",
+    "in": "query",
+    "required": False,
+    "description": "A page number within the paginated result set, or 'last'.",
+    "schema": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["last"]}]},
+}
+PAGE_SIZE_SCHEMA: dict[str, Any] = {
+    "name": "page_size",
+    "in": "query",
+    "required": False,
+    "description": "Results per page (at most 200).",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+}
+
+
 class Pagination(pagination.PageNumberPagination):
     """``?page=`` and ``?page_size=`` (up to 200). ``count`` is exact up to ``count_cap`` rows past the start of the
     page asked for; beyond that it is a lower bound and ``count_exact`` is false (``?page=last`` counts them all)."""
@@ -82,8 +99,10 @@ class Pagination(pagination.PageNumberPagination):
         asked = request.query_params.get(self.page_query_param) or "1"
         limit: int | None = None
         if asked not in self.last_page_strings:
-            number = int(asked) if asked.isdigit() else 1  # anything else is refused by the paginator below
-            limit = max(number - 1, 0) * page_size + self.count_cap
+            number = int(asked) if asked.isdecimal() else 1  # anything else is refused by the paginator below
+            # Capped so that a page number far past any data stays a 404 rather than overflowing the database's
+            # 64-bit LIMIT.
+            limit = min(max(number - 1, 0) * page_size + self.count_cap, MAX_LIMIT)
         paginator = CappedPaginator(queryset, page_size, limit)
         page_number = paginator.num_pages if asked in self.last_page_strings else asked
         try:
@@ -92,6 +111,21 @@ class Pagination(pagination.PageNumberPagination):
             raise exceptions.NotFound(self.invalid_page_message.format(page_number=asked, message=str(exc))) from None
         self.paginator = paginator
         return list(self.page)
+
+    def get_page_size(self, request: Request) -> int:
+        """``page_size`` when given must be a whole number from 1 to ``max_page_size``: anything else is a 400, not
+        a silent fallback to the default. Empty counts as not given, as for every query parameter."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if not raw:
+            return int(self.page_size)
+        if not (raw.isdecimal() and 1 <= int(raw) <= self.max_page_size):
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [PAGE_SCHEMA, PAGE_SIZE_SCHEMA]
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 
@@ -54,12 +55,25 @@ def email_send(
     organization: Organization | None = None,
     headers: dict[str, str] | None = None,
     attachments: Sequence[tuple[str, bytes | str, str]] | None = None,
+    now: bool = False,
 ) -> None:
     """Send ``templates/email/<template>.{subject.txt,txt,html}`` to ``to`` after the current transaction commits.
     ``headers`` are extra message headers (``Auto-Submitted: auto-replied`` on automatic answers, so that other
     systems do not answer them in turn). ``attachments`` are files, each ``(filename, content, mimetype)``, text or
-    bytes (a PDF travels base64-encoded): they go through the task queue, so keep them to what an email carries."""
+    bytes (a PDF travels base64-encoded): they go through the task queue, so keep them to what an email carries.
+
+    ``now``: render and send it in this process at once, raising the email backend's error, for a caller that is a
+    background job retrying and recording the outcome itself (a notification's delivery)."""
     recipients = [to] if isinstance(to, str) else list(to)
+    if now:
+        rendered = render_email(template, context, organization)
+        message = EmailMultiAlternatives(rendered["subject"], rendered["text"], settings.DEFAULT_FROM_EMAIL,
+                                         recipients, headers=headers)  # fmt: skip
+        message.attach_alternative(rendered["html"], "text/html")
+        for name, content, mimetype in attachments or ():
+            message.attach(name, content, mimetype)
+        message.send()
+        return
     files = [
         [name, base64.b64encode(content).decode(), mimetype, "base64"]
         if isinstance(content, bytes)

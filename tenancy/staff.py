@@ -184,8 +184,17 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
 
 
 def ensure_staff_groups(sender: Any = None, **kwargs: Any) -> None:
-    """Create the staff groups and give each exactly its permissions (idempotent; runs after every migrate)."""
+    """Create the staff groups and give each exactly its permissions (idempotent; runs after every migrate).
+
+    ``post_migrate`` is sent once per app (also on every flush of a test database); the groups are set once, after
+    the last app, when every app's permissions exist.
+    """
+    from django.apps import apps
     from django.contrib.auth.models import Group, Permission
+
+    migrated = [config for config in apps.get_app_configs() if config.models_module is not None]
+    if sender is not None and migrated and sender is not migrated[-1]:
+        return
 
     for group_name, grants in STAFF_GROUPS.items():
         group, _ = Group.objects.get_or_create(name=group_name)

@@ -13,6 +13,7 @@ from typing import Any
 import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import F, Q, QuerySet
+from drf_spectacular.utils import extend_schema_field
 
 from tickets.models import ClockState, Priority, Ticket, TicketStatus
 from tickets.search import ticket_search
@@ -53,6 +54,7 @@ class TicketFilter(django_filters.FilterSet):
         model = Ticket
         fields: list[str] = []
 
+    @extend_schema_field({"oneOf": [{"type": "string", "format": "uuid"}, {"type": "string", "enum": ["none"]}]})
     def filter_assignee(self, queryset: QuerySet[Ticket], name: str, value: str) -> QuerySet[Ticket]:
         value = value.strip()
         if value.lower() == "none":

@@ -63,10 +63,9 @@ from tenancy.errors import ServiceValidationError
 from tenancy.models import Membership, Organization, User
 from tickets.models import Channel, Comment, QueuedEmail, SupportSettings, Ticket, TicketStatus, UnknownSender
 from tickets.services import (
-    ATTACHMENT_MAX_BYTES,
-    ATTACHMENT_TYPES,
     MAX_BODY,
     attachment_add,
+    attachment_refusal,
     comment_add,
     ticket_create,
 )
@@ -354,12 +353,9 @@ def strip_quoted(text: str) -> str:
 
 
 def _refusal(upload: SimpleUploadedFile) -> str | None:
-    """Why ``attachment_add`` would refuse this file (the same limits), or None."""
-    if upload.size is not None and upload.size > ATTACHMENT_MAX_BYTES:
-        return f"{upload.name}: larger than {ATTACHMENT_MAX_BYTES // (1024 * 1024)} MB"
-    if (upload.content_type or "") not in ATTACHMENT_TYPES:
-        return f"{upload.name}: files of type {upload.content_type or 'unknown'} are not accepted"
-    return None
+    """Why ``attachment_add`` would refuse this file (the same checks), or None."""
+    refusal = attachment_refusal(upload)
+    return refusal.rstrip(".") if refusal else None
 
 
 def _with_notes(text: str, refused: list[str]) -> str:
@@ -522,6 +518,6 @@ class SendGridInboundView(SendGridInboundWebhookView):
     def parse_events(self, request: HttpRequest) -> list[Any]:
         try:
             return super().parse_events(request)
-        except (KeyError, ValueError, TypeError, IndexError) as exc:
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:  # e.g. "null" for a JSON field
             logger.warning("inbound post refused: not a SendGrid inbound message (%s)", exc)
             raise BadRequest("Not a SendGrid inbound message.") from exc

@@ -85,7 +85,11 @@ class TicketCreateSerializer(serializers.Serializer[Any]):
 class TicketUpdateSerializer(serializers.Serializer[Any]):
     subject = serializers.CharField(max_length=200)
     description = serializers.CharField(allow_blank=True, max_length=MAX_BODY)
-    status = serializers.CharField(help_text=f"{STATUS_HELP} Customers: RESOLVED or OPEN only.")
+    status = serializers.ChoiceField(
+        choices=TicketStatus.choices,
+        help_text=f"{STATUS_HELP} Customers: RESOLVED or OPEN only.",
+        error_messages={"invalid_choice": STATUS_HELP},
+    )
     priority = serializers.ChoiceField(choices=Priority.choices)
     assignee = serializers.UUIDField(allow_null=True, help_text="A staff member's id, or null to unassign.")
     category = serializers.CharField(allow_blank=True, max_length=60)
@@ -147,7 +151,12 @@ class TicketTimeEntryCreateSerializer(serializers.Serializer[Any]):
 class TicketBulkSerializer(serializers.Serializer[Any]):
     ids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=BULK_MAX)
     assignee = serializers.UUIDField(required=False, allow_null=True, help_text="A staff member's id, or null.")
-    status = serializers.CharField(required=False, help_text=STATUS_HELP)
+    status = serializers.ChoiceField(
+        choices=TicketStatus.choices,
+        required=False,
+        help_text=STATUS_HELP,
+        error_messages={"invalid_choice": STATUS_HELP},
+    )
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     add_tags = _word_list()
     remove_tags = _word_list()

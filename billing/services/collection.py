@@ -173,6 +173,11 @@ def invoice_charge(*, invoice_id: Any, organization_id: Any, trigger: str = Atte
     except ProviderError as failure:
         if failure.retryable:  # the attempt stays pending; the next run asks again with the same key
             Invoice.objects.filter(pk=charge.attempt.invoice_id).update(next_payment_at=now + PROVIDER_RETRY)
+            # Staff see why it is still pending (the portal shows customers no provider error).
+            charge.attempt.failure_code, charge.attempt.failure_message = "provider_error", failure.message[:500]
+            PaymentAttempt.objects.filter(pk=charge.attempt.pk, status=AttemptStatus.PENDING).update(
+                failure_code=charge.attempt.failure_code, failure_message=charge.attempt.failure_message
+            )
             logger.warning("payment provider unavailable for %s: %s", charge.attempt, failure.message)
             return charge.attempt
         result = ChargeResult("", ChargeStatus.FAILED, failure_code="provider_error", message=failure.message)
@@ -198,6 +203,8 @@ def attempt_apply(*, attempt_id: Any, result: ChargeResult, now: datetime | None
         if attempt.status == AttemptStatus.FAILED and status != AttemptStatus.SUCCEEDED:
             return attempt
         assert invoice is not None  # noqa: S101 - the attempt's invoice cannot be deleted (PROTECT)
+        if attempt.status == AttemptStatus.PENDING:  # an earlier try's outage no longer describes it
+            attempt.failure_code = attempt.failure_message = ""
         attempt.status = status
         attempt.payment_intent_id = result.payment_intent_id or attempt.payment_intent_id
         if status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED, AttemptStatus.CANCELED):

@@ -67,6 +67,10 @@ BATCH = 1000  # contracts per transaction
 SEND_JOB = 200  # invoices charged and emailed per job
 INVOICE = "invoice"
 LATEST_OFFSET = timedelta(hours=14)  # the time zone furthest ahead of UTC
+# An invoice's email job normally runs within minutes of the commit; one still unsent after UNSENT_GRACE lost its job
+# (queued again by ``invoices_unsent_send``). Older than UNSENT_WITHIN, it is left to staff.
+UNSENT_GRACE = timedelta(hours=1)
+UNSENT_WITHIN = timedelta(days=2)
 
 
 class Issued(NamedTuple):
@@ -152,8 +156,8 @@ class Sendable(Protocol):
 def invoices_send_after_commit(invoices: Sequence[Sendable], *, charge: bool = True) -> None:
     """Email open invoices once the caller's transaction commits: one Celery job for all of them, which charges the
     saved card first where the automatic payment is due (so the email can say the invoice is paid). With the broker
-    down they stay unsent, and ``sent_at`` stays empty so staff can see them and send them again; the hourly
-    collection run charges them."""
+    down, or the worker gone between the commit and the queueing, they stay unsent (``sent_at`` empty, which staff
+    see) until ``invoices_unsent_send`` queues them again; the hourly collection run charges them."""
     jobs = [(str(invoice.pk), str(invoice.organization_id), charge and invoice.next_payment_at is not None)
             for invoice in invoices]  # fmt: skip
     if not jobs:
@@ -170,6 +174,23 @@ def invoices_send_after_commit(invoices: Sequence[Sendable], *, charge: bool = T
                 return
 
     transaction.on_commit(_enqueue)
+
+
+def invoices_unsent_send(*, now: datetime | None = None) -> int:
+    """Beat: queue the email of issued invoices whose job never ran (see ``invoices_send_after_commit``): finalized
+    between ``UNSENT_WITHIN`` and ``UNSENT_GRACE`` ago and still unsent. The job sends each invoice once however often
+    it is queued (``unsent_only``); charging is left to the collection run. Returns how many were queued."""
+    from billing.services.invoices import EMAILED  # that module imports this one
+
+    now = now or timezone.now()
+    unsent = list(
+        Invoice.objects.filter(status__in=EMAILED, sent_at__isnull=True)
+        .filter(finalized_at__lte=now - UNSENT_GRACE, finalized_at__gte=now - UNSENT_WITHIN)
+        .only("pk", "organization_id", "next_payment_at")
+        .order_by("finalized_at")
+    )
+    invoices_send_after_commit(unsent, charge=False)
+    return len(unsent)
 
 
 INVOICE_COLUMNS = (

@@ -22,12 +22,14 @@ from django.utils import timezone
 from billing import signatures
 from billing.models import StripeEvent, StripeEventStatus
 from tenancy.errors import ServiceValidationError
+from tenancy.text import unstorable
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 MAX_PAYLOAD_BYTES = 512 * 1024
 RETRY_GRACE = timedelta(minutes=2)
+MAX_CREATED = 2**53  # unix seconds far past any real event, and well inside the column (a bigint)
 
 
 class WebhookSignatureError(Exception):
@@ -50,16 +52,19 @@ def handles(*types: str) -> Callable[[Handler], Handler]:
 def _parse(payload: bytes) -> dict[str, Any]:
     try:
         event = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ServiceValidationError({"body": ["The body is not JSON."]}) from None
     if not isinstance(event, dict):
         raise ServiceValidationError({"body": ["The body is not a JSON object."]})
+    if unstorable(event):
+        raise ServiceValidationError({"body": ["Contains a NUL or an unpaired surrogate character."]})
     errors: dict[str, list[str]] = {}
     if not isinstance(event.get("id"), str) or not event["id"] or len(event["id"]) > 100:
         errors["id"] = ["An event id is required."]
     if not isinstance(event.get("type"), str) or not event["type"] or len(event["type"]) > 100:
         errors["type"] = ["An event type is required."]
-    if isinstance(event.get("created"), bool) or not isinstance(event.get("created"), int):
+    created = event.get("created")
+    if isinstance(created, bool) or not isinstance(created, int) or not 0 <= created < MAX_CREATED:
         errors["created"] = ["The event's created time (unix seconds) is required."]
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):

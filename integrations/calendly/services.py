@@ -40,6 +40,7 @@ from integrations.calendly.models import Booking, BookingStatus, WebhookEvent
 from qualification.models import CALL_SCHEDULABLE_STATUSES, Qualification, QualificationStatus
 from qualification.services import qualification_call_canceled, qualification_call_scheduled
 from tenancy.errors import ServiceValidationError
+from tenancy.text import unstorable
 
 logger = logging.getLogger(__name__)
 
@@ -128,10 +129,12 @@ def parse(body: bytes) -> InviteeEvent | None:
     ServiceValidationError naming each bad field by its path (``payload.scheduled_event.start_time``)."""
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep to decode
         raise ServiceValidationError({"body": ["The body is not JSON."]}) from None
     if not isinstance(document, dict):
         raise ServiceValidationError({"body": ["The body is not a JSON object."]})
+    if unstorable(document):
+        raise ServiceValidationError({"body": ["Contains a NUL or an unpaired surrogate character."]})
     event_type = document.get("event")
     if not isinstance(event_type, str) or not event_type:
         raise ServiceValidationError({"event": ["The event type is required."]})

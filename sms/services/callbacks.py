@@ -120,13 +120,10 @@ def status_apply(params: Mapping[str, str]) -> StatusResult:
     callback = _parse(params)
     with transaction.atomic():
         # The sid is Twilio's name for one message, unique across every organization: the callback carries no
-        # organization of its own, so the job is found by it alone.
-        job = (
-            SendJob.objects.select_for_update()
-            .select_related("organization", "contact")
-            .filter(provider_sid=callback.sid)
-            .first()
-        )
+        # organization of its own, so the job is found by it alone. Only the job's row is locked: its organization
+        # and contact (read only to put a number on the do-not-contact list) stay free for the organization's other
+        # callbacks and services.
+        job = SendJob.objects.select_for_update(of=("self",)).filter(provider_sid=callback.sid).first()
         if job is None:
             logger.warning("twilio status %r for unknown message %s", callback.status, callback.sid)
             return StatusResult(sid=callback.sid, status=callback.status, outcome=Outcome.UNKNOWN)

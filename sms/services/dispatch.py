@@ -13,8 +13,9 @@ A run (:func:`dispatch`, started by Celery beat every few seconds) works an orga
    exceeded, however many workers run.
 2. **Send**, outside any transaction, one provider call per job.
 3. **Record** the answers in small chunks: SENT with the provider's sid, or FAILED with the provider's error code
-   when it refused the message. A retryable error (timeout, outage) leaves the job SENDING: the provider may have
-   accepted it.
+   when it refused the message. A retryable error (timeout, outage, rate limit) leaves the job SENDING: the provider
+   may have accepted it. It is looked up (see below) after a wait that doubles with each failed attempt (2, 4, 8 …
+   minutes, at most ``RETRY_MOST``), so an outage or a rate limit is not met with the same pace of retries.
 
 A job found SENDING after its lease ran out (the worker died, or the provider's answer was lost) is **reconciled**
 first: the provider is asked whether it already has that exact message (``find``); if so the job becomes SENT with
@@ -81,6 +82,7 @@ RECORD_EVERY = 500  # provider answers recorded per transaction, or every RECORD
 RECORD_SECONDS = 1.0
 LEASE = timedelta(minutes=10)  # how long a SENDING job is left to its worker before it is reconciled
 HOLD = timedelta(minutes=1)  # a job held by the kill switch or a paused campaign is looked at again after this
+RETRY_MOST = timedelta(hours=1)  # the longest wait after a retryable send error
 NO_PRICE = "no_price"  # reason of a job whose destination has no price (staff must add one)
 CANCELED = "canceled"  # reason of a job whose campaign was canceled or completed before it went
 
@@ -108,6 +110,7 @@ class _Campaign:
 class _Send:
     job_id: int
     message: OutboundMessage
+    attempt: int = 1  # this send's number among the job's attempts
 
 
 @dataclass
@@ -397,7 +400,7 @@ class _Planner:
         cost = price * parts
         self.rows.append([job_id, JobState.SENDING, "", None, self.now + LEASE, number.id, body, parts, cost, self.now,
                           attempts + 1])  # fmt: skip
-        self.sends.append(_Send(job_id, OutboundMessage(phone, number.phone, body, self.callback_url)))
+        self.sends.append(_Send(job_id, OutboundMessage(phone, number.phone, body, self.callback_url), attempts + 1))
         if token:
             expires = self.now + timedelta(days=settings.SMS_SHORT_LINK_DAYS)
             self.links.append([organization_id, token, job_id, campaign.link_url, expires, self.now])
@@ -460,7 +463,9 @@ def _send(batch: _Batch, provider: MessageProvider, outcome: Outcome) -> None:
         except ProviderError as error:
             if error.retryable:
                 # It may have been accepted: leave it SENDING, to be reconciled (looked up) after a short while.
-                answers.append([send.job_id, JobState.SENDING, None, error.code or "", timezone.now() + RETRY_AFTER])
+                answers.append(
+                    [send.job_id, JobState.SENDING, None, error.code or "", timezone.now() + retry_wait(send.attempt)]
+                )
             else:
                 logger.info("sms job %s refused by the provider: %s", send.job_id, error.message)
                 answers.append([send.job_id, JobState.FAILED, None, error.code or "refused", None])
@@ -473,6 +478,11 @@ def _send(batch: _Batch, provider: MessageProvider, outcome: Outcome) -> None:
             _record(answers, sids)
             answers, sids, recorded = [], [], clock.monotonic()
     _record(answers, sids)
+
+
+def retry_wait(attempt: int) -> timedelta:
+    """How long a job whose ``attempt``-th send failed in a way that may pass waits before it is looked up."""
+    return min(RETRY_AFTER * 2 ** min(max(attempt - 1, 0), 6), RETRY_MOST)
 
 
 def _record(answers: list[list[object]], sids: list[str]) -> None:

@@ -22,7 +22,7 @@ import codecs
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,6 +42,7 @@ COLUMNS = ("phone", "first_name", "last_name", "email", "timezone", "tags", "con
 YES = {"yes", "y", "true", "1"}
 NO = {"no", "n", "false", "0", ""}
 CHUNK = 1000
+EARLIEST_CONSENT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -164,6 +165,8 @@ def _parse(organization: Organization, names: list[str], cells: list[str], numbe
             errors.append(("consented_at", f"{raw!r} is {bad}."))
         if consent_at is not None and consent_at > timezone.now():
             errors.append(("consented_at", "Consent cannot be given in the future."))
+        elif consent_at is not None and consent_at < EARLIEST_CONSENT:  # year 1 with an offset is year 0 in UTC
+            errors.append(("consented_at", "Consent cannot be given before 1970."))
     if errors:
         report.invalid += [{"row": number, "field": name, "error": message} for name, message in errors]
         return None

@@ -89,6 +89,7 @@ def api_key_lookup(raw: str) -> ApiKey | None:
             "organization__partner__rate_policy",
             "partner__rate_policy",
         )
+        .defer("organization__brand_logo")  # every request of an organization's key would read its logo otherwise
         .filter(key_hash=token_hash(raw))
         .first()
     )

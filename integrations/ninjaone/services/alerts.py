@@ -41,6 +41,7 @@ from integrations.ninjaone.models import Alert, AlertState, Device, NinjaOneSett
 from integrations.ninjaone.services import settings_for, settings_locked
 from tenancy.errors import ServiceValidationError
 from tenancy.models import Organization
+from tenancy.text import unstorable
 from tickets.models import OPEN_STATUSES, Channel, Priority, Ticket, TicketStatus
 from tickets.services import comment_add, ticket_create, ticket_set_priority, ticket_set_status
 
@@ -73,10 +74,12 @@ def activity_receive(*, body: bytes, now: datetime | None = None) -> Receipt:
         raise ServiceValidationError({"body": [f"Larger than {MAX_BODY_BYTES // 1024} KB."]})
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep to decode
         raise ServiceValidationError({"body": ["The body is not JSON."]}) from None
-    if b"\\u0000" in body:
-        raise ServiceValidationError({"body": ["Contains a NUL character, which no NinjaOne text has."]})
+    if unstorable(data):
+        raise ServiceValidationError(
+            {"body": ["Contains a NUL or an unpaired surrogate character, which no NinjaOne text has."]}
+        )
     try:
         activity = activity_parse(data)
     except ActivityError as bad:

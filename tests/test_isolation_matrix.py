@@ -701,7 +701,7 @@ def row_counts() -> dict[str, int]:
 
 
 def state(targets: list[Target]) -> tuple[dict[str, int], list[Any]]:
-    """Every table's row count, and each target row as stored."""
+    """The row count of every table of the project's apps, and each target row as stored."""
     rows = [type(row)._base_manager.filter(pk=row.pk).values().first() for target in targets for row in target.rows]
     return row_counts(), rows
 
@@ -712,7 +712,11 @@ def offline(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[None]:
     settings.STRIPE_PROVIDER = "sandbox"
     settings.SMS_PROVIDER = "sandbox"
 
+    real = socket.getaddrinfo
+
     def resolve_public(host: str, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        if host == "localhost" or re.fullmatch(r"[\d.]+|[\da-fA-F:]*:[\da-fA-F:]*", str(host)):
+            return real(host, port, *args, **kwargs)  # addresses, and the database's host, as they are
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve_public)

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django_otp.admin import OTPAdminSite
@@ -33,8 +32,3 @@ urlpatterns = [
     path("", include("sms.urls")),
     path("", include("portal.urls")),
 ]
-
-if settings.DEBUG:  # pragma: no cover - development only
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import kombu.pools
 import pytest
 import redis
 from django.conf import settings
@@ -140,6 +141,9 @@ def _drop_broker_pools() -> None:
         if pool is not None:
             pool.force_close_all()
             setattr(owner, name, None)
+    # kombu keeps producer pools in a registry of its own, keyed by connection: without a reset the next lookup
+    # for the same broker hands back the pool closed above, and every later task sent fails to acquire it.
+    kombu.pools.reset()
 
 
 @contextmanager

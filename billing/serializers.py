@@ -9,7 +9,8 @@ way an error names the field, as ``lines[0].unit_price`` inside a list of lines.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date as datetime_date
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,6 +44,7 @@ from tenancy.api_base import refuses_unknown_fields
 
 CENT = Decimal("0.01")
 LARGEST_AMOUNT = Decimal("1e11")  # money columns hold 12 digits before the point: room for the tax on top
+GENERATE_AHEAD_DAYS = 366  # a year ahead: an annual contract's next period, billed in advance
 
 
 def _line(item: dict[str, Any], shape: type[serializers.Serializer[Any]], prefix: str) -> tuple[Any, dict[str, Any]]:
@@ -442,9 +444,18 @@ class CreditNoteCreateSerializer(serializers.Serializer[Any]):
 
 class InvoiceGenerateSerializer(serializers.Serializer[Any]):
     date = serializers.DateField(
-        required=False, help_text="Invoice periods due on or before this day. Default: today in each organization."
+        required=False,
+        help_text="Invoice periods due on or before this day, at most a year from today. Default: today in each "
+        "organization.",
     )
     dry_run = serializers.BooleanField(default=False, help_text="Report what would be invoiced; write nothing.")
+
+    def validate_date(self, value: datetime_date) -> datetime_date:
+        # Periods further ahead are not due; and a far date would have every period up to it invoiced in one request
+        # (up to year 9999, where the periods' arithmetic runs out).
+        if value > timezone.localdate() + timedelta(days=GENERATE_AHEAD_DAYS):
+            raise serializers.ValidationError(f"At most {GENERATE_AHEAD_DAYS} days from today.")
+        return value
 
 
 GENERATE_RESULT = inline_serializer(

@@ -52,8 +52,12 @@ def _text(limit: int, description: str = "") -> dict[str, Any]:
     }
 
 
+# A character Python's str.strip() keeps: what is left of an answer that is more than blanks.
+_NOT_BLANK = "[^\t\n\v\f\r \u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
 def _filled(limit: int) -> dict[str, Any]:
-    return {"type": "string", "maxLength": limit, "pattern": r"\S", "description": "Not blank."}
+    return {"type": "string", "maxLength": limit, "pattern": _NOT_BLANK, "description": "Not blank."}
 
 
 def _one_of(values: Any) -> dict[str, Any]:
@@ -105,7 +109,7 @@ QUESTIONNAIRES = {
             "ein",
             "employee_count",
             "locations",
-        ],  # fmt: skip
+        ],
         website=_text(2000, "A web address (http or https); https:// is assumed without a scheme."),
         industry=_text(100),
         years_in_business={"type": "integer", "minimum": 0},
@@ -169,7 +173,7 @@ class StatusView(PublicView):
         return Response(QualificationStatusSerializer(qualification).data)
 
 
-def _submit_view(tier: str) -> type[SubmitView]:
+def _submit_view(tier: QualificationTier) -> type[SubmitView]:
     """SubmitView for one tier, its questionnaire documented as the request body."""
     view = type(f"{tier.title().replace('_', '')}SubmitView", (SubmitView,), {"tier": tier})
     return extend_schema_view(post=extend_schema(request=QUESTIONNAIRES[tier]))(view)

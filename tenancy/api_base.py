@@ -276,6 +276,16 @@ def _decimal_patterns(node: Any) -> None:
             _decimal_patterns(value)
 
 
+def _requires_properties(body: dict[str, Any], components: dict[str, Any]) -> bool:
+    for media in body.get("content", {}).values():
+        schema = media.get("schema", {})
+        if "$ref" in schema:
+            schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
+        if schema.get("required"):
+            return True
+    return False
+
+
 def document_error_responses(result: dict[str, Any], **_: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: adds the error responses the API conventions promise (400 bad input,
     401/403/404 for protected operations, 429 everywhere) where a view did not describe its own, and the JSON body
@@ -294,6 +304,9 @@ def document_error_responses(result: dict[str, Any], **_: Any) -> dict[str, Any]
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "query" and not parameter.get("required"):
                     parameter["allowEmptyValue"] = True
+            body = operation.get("requestBody")
+            if body is not None and "required" not in body and _requires_properties(body, components):
+                body["required"] = True  # a body with required properties cannot be left out
             protected = any(requirement for requirement in operation.get("security", [{}]))
             takes_input = (
                 method != "get"

@@ -112,12 +112,12 @@ class Pagination(pagination.PageNumberPagination):
         self.paginator = paginator
         return list(self.page)
 
-    def get_page_size(self, request: Request) -> int:
+    def get_page_size(self, request: Request) -> int | None:
         """``page_size`` when given must be a whole number from 1 to ``max_page_size``: anything else is a 400, not
         a silent fallback to the default. Empty counts as not given, as for every query parameter."""
         raw = request.query_params.get(self.page_size_query_param)
         if not raw:
-            return int(self.page_size)
+            return self.page_size
         if not (raw.isdecimal() and 1 <= int(raw) <= self.max_page_size):
             raise exceptions.ValidationError(
                 {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}

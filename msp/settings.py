@@ -419,7 +419,8 @@ SPECTACULAR_SETTINGS = {
     # accepts stay out of the schema.
     "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     "ENUM_NAME_OVERRIDES": {"TicketStatusEnum": "tickets.models.TicketStatus"},
-    # The error responses of the API conventions (400, 401, 403, 404, 429) on every operation that may give them.
+    # The error responses of the API conventions (400, 401, 403, 404, 429) on every operation that may give them, and
+    # the input rules that hold everywhere (see tenancy.api_base.document_error_responses).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tenancy.api_base.document_error_responses",

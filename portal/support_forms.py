@@ -8,8 +8,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 
+from tickets.attachments import ATTACHMENT_MAX_BYTES, ATTACHMENT_TYPES
 from tickets.models import Priority
-from tickets.services import ATTACHMENT_MAX_BYTES, ATTACHMENT_TYPES, MAX_BODY
+from tickets.services import MAX_BODY
 
 MAX_FILES = 10
 

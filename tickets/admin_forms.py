@@ -11,8 +11,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 from tenancy.models import Organization, User
+from tickets.attachments import ATTACHMENT_MAX_BYTES, ATTACHMENT_TYPES
 from tickets.models import CannedResponse, Priority, Ticket, TicketStatus
-from tickets.services import ATTACHMENT_MAX_BYTES, ATTACHMENT_TYPES, MAX_BODY, MAX_TAGS
+from tickets.services import MAX_BODY, MAX_TAGS
 
 TAG_MAX_LENGTH = 40
 # What a reply can do to the ticket at the same time (empty: leave the status as it is).

@@ -61,11 +61,11 @@ from django.utils import timezone
 from notifications.services import notify
 from tenancy.errors import ServiceValidationError
 from tenancy.models import Membership, Organization, User
+from tickets.attachments import attachment_refusal
 from tickets.models import Channel, Comment, QueuedEmail, SupportSettings, Ticket, TicketStatus, UnknownSender
 from tickets.services import (
     MAX_BODY,
     attachment_add,
-    attachment_refusal,
     comment_add,
     ticket_create,
 )

@@ -19,6 +19,7 @@ from notifications.services import is_email_address, notify
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization, User
 from tickets import routing, workflows
+from tickets.attachments import attachment_refusal, declared_type
 from tickets.clocks import SLA_FIELDS, clocks_refresh, pause_close, pause_open, targets_apply
 from tickets.models import (
     DONE_STATUSES,
@@ -326,40 +327,6 @@ def comment_add(
 
 # -- assignment, edits, time, attachments, merging, satisfaction ---------------------------------------------------
 
-ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
-ATTACHMENT_TYPES = {
-    "image/png",
-    "image/jpeg",
-    "image/gif",
-    "image/webp",
-    "application/pdf",
-    "text/plain",
-    "text/csv",
-    "application/zip",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "message/rfc822",
-}
-# How a file of each binary type starts. A file sent as one of these types must start so: a program or a page of
-# HTML sent as "invoice.pdf" or "image/png" is refused.
-ATTACHMENT_SIGNATURES: dict[str, tuple[bytes, ...]] = {
-    "image/png": (b"\x89PNG",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/gif": (b"GIF87a", b"GIF89a"),
-    "image/webp": (b"RIFF",),
-    "application/pdf": (b"%PDF",),
-    "application/zip": (b"PK\x03\x04", b"PK\x05\x06"),
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (b"PK\x03\x04",),
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (b"PK\x03\x04",),
-}
-# Programs (Windows, Linux, macOS), refused whatever type they are sent as: one of these starts, then binary bytes
-# (so a text file that merely starts with the letters "MZ" is not one).
-EXECUTABLE_STARTS = (b"MZ", b"\x7fELF", b"\xfe\xed\xfa", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
-# Names that run as a program or open as a page when the downloaded file is opened, whatever its content.
-ACTIVE_EXTENSIONS = frozenset({
-    "exe", "com", "scr", "pif", "dll", "msi", "bat", "cmd", "ps1", "vbs", "vbe", "js", "jse", "wsf", "wsh", "hta",
-    "jar", "sh", "lnk", "reg", "html", "htm", "xhtml", "shtml", "svg", "svgz", "mht", "mhtml",
-})  # fmt: skip
 EDITABLE_FIELDS = ("subject", "description", "category", "tags", "required_skills")
 
 
@@ -448,40 +415,11 @@ def time_entry_add(
     return entry
 
 
-def _head(upload: Any) -> bytes:
-    upload.seek(0)
-    head = upload.read(16)
-    upload.seek(0)
-    return head if isinstance(head, bytes) else b""
-
-
-def attachment_refusal(upload: Any) -> str | None:
-    """Why ``attachment_add`` refuses this file, or None: too big, a type not accepted, content that is not what its
-    type says or is a program, or a name that runs or renders when the downloaded file is opened."""
-    content_type = (getattr(upload, "content_type", "") or "").split(";")[0].strip().lower()
-    name = str(upload.name)
-    if upload.size > ATTACHMENT_MAX_BYTES:
-        return f"{name}: larger than {ATTACHMENT_MAX_BYTES // (1024 * 1024)} MB."
-    if content_type not in ATTACHMENT_TYPES:
-        return f"{name}: files of type {content_type or 'unknown'} are not accepted."
-    head = _head(upload)
-    signatures = ATTACHMENT_SIGNATURES.get(content_type)
-    program = head.startswith(EXECUTABLE_STARTS) and any(byte < 9 for byte in head)
-    if program or (signatures and not head.startswith(signatures)):
-        return f"{name}: the content does not match its type ({content_type})."
-    if "." in name and name.rsplit(".", 1)[-1].strip().lower() in ACTIVE_EXTENSIONS:
-        return f"{name}: files named .{name.rsplit('.', 1)[-1].strip().lower()} are not accepted."
-    return None
-
-
 def attachment_add(*, ticket: Ticket, upload: Any, comment: Comment | None = None) -> Attachment:
-    """Keep an uploaded file with the ticket (and its comment). Size, type, content and name are checked
-    (``attachment_refusal``)."""
-    content_type = (getattr(upload, "content_type", "") or "").split(";")[0].strip().lower()
+    """Keep an uploaded file with the ticket (and its comment) unless ``attachment_refusal`` finds fault with it."""
     if comment is not None and comment.ticket_id != ticket.pk:
         raise ServiceValidationError({"comment": ["That comment is on another ticket."]})
-    refusal = attachment_refusal(upload)
-    if refusal:
+    if refusal := attachment_refusal(upload):
         raise ServiceValidationError({"attachments": [refusal]})
     return Attachment.objects.create(
         organization_id=ticket.organization_id,
@@ -489,7 +427,7 @@ def attachment_add(*, ticket: Ticket, upload: Any, comment: Comment | None = Non
         comment=comment,
         file=upload,
         filename=str(upload.name)[-200:],
-        content_type=content_type,
+        content_type=declared_type(upload),
         size=upload.size,
     )
 

@@ -30,8 +30,9 @@ from sms.models import Campaign, ConsentEvent, Contact, SendingNumber, SendJob
 from sms.services.imports import MAX_BYTES
 from tenancy.models import Organization
 from tenancy.spreadsheets import FORMULA_STARTS, csv_text, neutralise
+from tickets.attachments import ATTACHMENT_MAX_BYTES
 from tickets.models import Attachment, Comment, Ticket
-from tickets.services import ATTACHMENT_MAX_BYTES, attachment_add, ticket_create
+from tickets.services import attachment_add, ticket_create
 
 pytestmark = pytest.mark.django_db
 

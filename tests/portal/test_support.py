@@ -25,9 +25,9 @@ from django.db import connection
 
 from tenancy.models import Organization, User
 from tests.factories import UserFactory
+from tickets.attachments import ATTACHMENT_MAX_BYTES
 from tickets.models import Attachment, Channel, ClockState, Comment, SatisfactionResponse, Ticket, TicketStatus
 from tickets.services import (
-    ATTACHMENT_MAX_BYTES,
     attachment_add,
     comment_add,
     ticket_assign,

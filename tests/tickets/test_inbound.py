@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from tests.factories import MembershipFactory, UserFactory
 from tests.helpers import race
+from tickets.attachments import ATTACHMENT_MAX_BYTES
 from tickets.inbound import ACK_LIMIT, html_to_text, inbound_receive, strip_quoted
 from tickets.models import Attachment, Channel, Comment, QueuedEmail, SupportSettings, Ticket, TicketStatus
-from tickets.services import ATTACHMENT_MAX_BYTES, comment_add, ticket_create, ticket_merge, ticket_set_status
+from tickets.services import comment_add, ticket_create, ticket_merge, ticket_set_status
 
 pytestmark = [
     pytest.mark.django_db,

@@ -100,6 +100,25 @@ def shown(client: Client, path: str, field: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip()
 
 
+def walk_retries(delivery, expected: list[str], admin: Client, page: str, clock) -> tuple[list[timedelta], datetime]:
+    """Follow a delivery through its failed attempts: after each, it is pending with that error (in the admin too),
+    and the retry runs at its next attempt time, not a second before. Returns the waits and the last attempt's time."""
+    at = NOW
+    waits: list[timedelta] = []
+    for attempt, error in enumerate(expected, start=1):
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts, delivery.last_error) == (DeliveryStatus.PENDING, attempt, error)
+        assert delivery.next_attempt_at is not None
+        waits.append(delivery.next_attempt_at - at)
+        assert (shown(admin, page, "status"), shown(admin, page, "last_error")) == ("Pending", error)
+        clock.shift(waits[-1] - timedelta(seconds=1))
+        assert retry_due() == 0  # not before its time
+        clock.shift(timedelta(seconds=1))
+        at += waits[-1]
+        assert retry_due() == 1
+    return waits, at
+
+
 def posts(mock: RequestsMock, url: str) -> list[Any]:
     return [call for call in mock.calls if call.request.method == "POST" and str(call.request.url).split("?")[0] == url]
 
@@ -195,19 +214,7 @@ def test_twilio_500_timeout_and_429_are_retried_on_a_growing_backoff_and_the_sms
         # Twilio's Retry-After (30 s) is not read (the SDK drops an error's headers); Keel's own wait is longer.
         "Twilio: Unable to create record: Too Many Requests (HTTP 429, code 20429)",
     ]
-    at = NOW
-    waits = []
-    for attempt, error in enumerate(expected, start=1):
-        delivery.refresh_from_db()
-        assert (delivery.status, delivery.attempts, delivery.last_error) == (DeliveryStatus.PENDING, attempt, error)
-        assert delivery.next_attempt_at is not None
-        waits.append(delivery.next_attempt_at - at)
-        assert (shown(staff_client, page, "status"), shown(staff_client, page, "last_error")) == ("Pending", error)
-        clock.shift(waits[-1] - timedelta(seconds=1))
-        assert retry_due() == 0  # not before its time
-        clock.shift(timedelta(seconds=1))
-        at += waits[-1]
-        assert retry_due() == 1
+    waits, at = walk_retries(delivery, expected, staff_client, page, clock)
 
     delivery.refresh_from_db()
     assert waits == [timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30)]
@@ -565,19 +572,7 @@ def test_sendgrid_500_timeout_and_429_are_retried_on_a_growing_backoff_and_the_e
         "SendGrid could not be reached: ConnectTimeout.",
         'SendGrid answered 429: {"errors": [{"message": "too many requests", "field": null, "help": null}]}',
     ]
-    at = NOW
-    waits = []
-    for attempt, error in enumerate(expected, start=1):
-        delivery.refresh_from_db()
-        assert (delivery.status, delivery.attempts, delivery.last_error) == (DeliveryStatus.PENDING, attempt, error)
-        assert delivery.next_attempt_at is not None
-        waits.append(delivery.next_attempt_at - at)
-        assert (shown(staff_client, page, "status"), shown(staff_client, page, "last_error")) == ("Pending", error)
-        clock.shift(waits[-1] - timedelta(seconds=1))
-        assert retry_due() == 0  # not before its time
-        clock.shift(timedelta(seconds=1))
-        at += waits[-1]
-        assert retry_due() == 1
+    waits, at = walk_retries(delivery, expected, staff_client, page, clock)
 
     delivery.refresh_from_db()
     assert waits == [timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30)]

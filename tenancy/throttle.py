@@ -2,7 +2,7 @@
 
 Used where a caller could otherwise guess at will: API keys, magic links, sign-in from one address across many
 accounts (django-axes locks one account from one address; this limits the address as a whole). Counts live in the
-cache, in fixed windows; a cache that is down fails open here and the outage middleware answers for the rest.
+cache, in fixed windows; with the cache down the request fails with the outage middleware's 503, never a 500.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db.models import F, Prefetch, QuerySet
 from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
@@ -58,6 +59,7 @@ from billing.services.invoices import (
 )
 from billing.services.invoicing import invoices_generate
 from tenancy.api_base import PAGE_PARAMETERS, refuse_unknown, represent_many, request_object
+from tenancy.api_cache import cached_list
 from tenancy.models import Organization
 
 LINE_KEYS = ("description", "quantity", "unit_price", "kind")
@@ -123,9 +125,12 @@ class InvoiceViewSet(InvoiceAPIView, viewsets.GenericViewSet):
         return self.invoices()
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses=InvoiceSerializer(many=True))
-    def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset())) or []
-        return self.get_paginated_response(represent_many(InvoiceSerializer, page, now=timezone.now()))
+    def list(self, request: Request) -> HttpResponseBase:
+        def build() -> Response:
+            page = self.paginate_queryset(self.filter_queryset(self.get_queryset())) or []
+            return self.get_paginated_response(represent_many(InvoiceSerializer, page, now=timezone.now()))
+
+        return cached_list(self, build)
 
     @extend_schema(request=InvoiceCreateSerializer, responses={201: InvoiceDetailSerializer, 403: FORBIDDEN})
     def create(self, request: Request) -> Response:

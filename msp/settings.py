@@ -227,7 +227,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "keel"}}
 
@@ -383,6 +383,9 @@ API_KEY_RATE = env("API_KEY_RATE", "600/min")
 API_PUBLIC_RATE = env("API_PUBLIC_RATE", "60/min")
 # Refused API keys one client address may present per 10 minutes before every key from it is refused (429).
 API_KEY_FAILURE_LIMIT = env("API_KEY_FAILURE_LIMIT", 30, int)
+# Seconds an answer of the busiest API lists may be reused for the same caller and query while the organization's
+# data is unchanged (tenancy/api_cache.py); 0 turns reuse off.
+API_LIST_CACHE_SECONDS = env("API_LIST_CACHE_SECONDS", 1, int)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenancy.api_auth.ApiKeyAuthentication",

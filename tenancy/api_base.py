@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from tenancy.api_policy import PAGE_SCHEMA, PAGE_SIZE_SCHEMA, OrganizationSuspended
+from tenancy.auth_cache import AccessRead, organization_entry
 from tenancy.errors import ConflictError
 from tenancy.models import MANAGING_ROLES, ApiKey, Membership, Organization, OrgStatus, User
 
@@ -74,6 +75,18 @@ def _pick(organizations: QuerySet[Organization], ident: str) -> Organization:
     return org
 
 
+def _pick_for_key(request: Request, key: ApiKey, organizations: QuerySet[Organization], header: str) -> Organization:
+    """The organization ``header`` names among the key's: cached with the key (``tenancy.auth_cache``)."""
+    access: AccessRead | None = getattr(request, "keel_access", None)
+    name = organization_entry(key.key_hash, header)
+    chosen = access.entries.get(name) if access is not None else None
+    if chosen is None:
+        chosen = _pick(organizations, header)
+        if access is not None:
+            access.store(name, chosen)
+    return chosen
+
+
 def resolve_access(request: Request) -> TenantAccess:
     header = (request.META.get(ORG_HEADER) or "").strip()
     key = request.auth if isinstance(request.auth, ApiKey) else None
@@ -83,10 +96,10 @@ def resolve_access(request: Request) -> TenantAccess:
             organizations = Organization.objects.filter(pk=key.organization_id)
             chosen: Organization | None = key.organization
             if header:
-                chosen = _pick(organizations, header)
+                chosen = _pick_for_key(request, key, organizations, header)
         else:
             organizations = Organization.objects.filter(partner=key.partner)
-            chosen = _pick(organizations, header) if header else None
+            chosen = _pick_for_key(request, key, organizations, header) if header else None
     else:
         user = request.user
         organizations = Organization.objects.visible_to(user)

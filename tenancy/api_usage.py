@@ -3,10 +3,10 @@
 With a rate-limit policy (set by staff for the key's organization or its partner), the answer lists the policy's
 minute, hour and day windows with the requests counted in each: those of all the keys of the key's organization (of
 all the partner's own keys, for a partner key), this request included.
-Without one, it lists the default per-key rate (``API_KEY_RATE``), a sliding window: ``resets_at`` is then when the
-oldest request counted leaves it. Only API keys have limits to report: a signed-in person gets 403 (the portal shows
-an organization's limits under Settings, API keys). ``X-Organization`` naming an organization the key may not act for
-is 404, as everywhere.
+Without one, it lists the default per-key rate (``API_KEY_RATE``), counted in fixed windows of the rate's length on
+the UTC clock, with ``resets_at`` when the current window ends. Only API keys have limits to report: a signed-in
+person gets 403 (the portal shows an organization's limits under Settings, API keys). ``X-Organization`` naming an
+organization the key may not act for is 404, as everywhere.
 """
 
 from __future__ import annotations
@@ -59,17 +59,19 @@ def _default_rate() -> tuple[int, int] | None:
 
 
 def default_usage(key: ApiKey, now: float | None = None) -> list[WindowUsage]:
-    """The default per-key rate and the requests of ``key`` its sliding window holds now."""
+    """The default per-key rate and the requests of ``key`` counted in its current window."""
     now = time.time() if now is None else now
     rate = _default_rate()
     if rate is None:
         return []
     limit, seconds = rate
     throttle = ApiKeyRateThrottle()
-    history = [stamp for stamp in throttle.cache.get(throttle.key_cache_key(key), []) if stamp > now - seconds]
-    resets = datetime.fromtimestamp(min(history) + seconds, tz=UTC) if history else None
+    counter, start = throttle.window_counter(throttle.key_cache_key(key), now)
+    used = int(throttle.cache.get(counter) or 0)
     window = DEFAULT_WINDOWS.get(seconds, f"{seconds}s")
-    return [WindowUsage(window=window, limit=limit, used=len(history), resets_at=resets)]
+    return [
+        WindowUsage(window=window, limit=limit, used=used, resets_at=datetime.fromtimestamp(start + seconds, tz=UTC))
+    ]
 
 
 def describe_policy(policy: RatePolicy) -> dict[str, Any]:

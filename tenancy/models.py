@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 
+from tenancy.auth_cache import access_changed
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -88,7 +90,30 @@ class TenantQuerySet(models.QuerySet[Any]):
         return self.filter(**{f"{self.org_field}__in": Organization.objects.visible_to(user)})
 
 
-class OrganizationQuerySet(models.QuerySet["Organization"]):
+class AccessQuerySet(models.QuerySet[Any]):
+    """Rows that decide who may do what through the API (keys, organizations, partners, rate-limit policies): an
+    ``update`` of them drops the cached access (:mod:`tenancy.auth_cache`), as saving or deleting one does (its
+    signals), unless it changes only ``quiet_fields``, which decide nothing."""
+
+    quiet_fields: frozenset[str] = frozenset()
+
+    def update(self, **kwargs: Any) -> int:
+        rows = super().update(**kwargs)
+        if rows and not set(kwargs) <= self.quiet_fields:
+            access_changed()
+        return rows
+
+
+# django-stubs types ``as_manager`` per class and calls a subclass's an incompatible override.
+class ApiKeyQuerySet(AccessQuerySet, TenantQuerySet):  # type: ignore[override]
+    quiet_fields = frozenset({"last_used_at"})  # recorded at most once a minute as keys are used
+
+
+class RatePolicyQuerySet(AccessQuerySet, TenantQuerySet):  # type: ignore[override]
+    pass
+
+
+class OrganizationQuerySet(AccessQuerySet):
     def visible_to(self, user: Any) -> OrganizationQuerySet:
         """Organizations the user is a member of, or manages as a partner admin."""
         if not getattr(user, "is_authenticated", False):
@@ -106,6 +131,8 @@ class Partner(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60, unique=True)
     created_at = models.DateTimeField(default=now)
+
+    objects = AccessQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -290,7 +317,7 @@ class ApiKey(models.Model):
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=now)
 
-    objects = TenantQuerySet.as_manager()
+    objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.utils.timezone import now
 
-from tenancy.models import Organization, Partner, TenantModel, TenantQuerySet
+from tenancy.models import Organization, Partner, RatePolicyQuerySet, TenantModel
 
 # -- API rate-limit policies ------------------------------------------------------------------------------------------
 
@@ -54,7 +54,7 @@ class RatePolicy(models.Model):
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = TenantQuerySet.as_manager()
+    objects = RatePolicyQuerySet.as_manager()
 
     class Meta:
         verbose_name = "API rate-limit policy"

@@ -1,14 +1,17 @@
-"""Sign-in outcomes are audited."""
+"""Sign-in outcomes are audited; changes to what decides API access drop the cached access."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from tenancy.api_cache import data_changed
 from tenancy.audit import audit_record_for_user, client_ip
-from tenancy.models import User
+from tenancy.auth_cache import access_changed
+from tenancy.models import ApiKey, Organization, Partner, RatePolicy, User
 
 
 @receiver(user_logged_in, dispatch_uid="tenancy.audit_login")
@@ -30,3 +33,27 @@ def audit_login_failed(sender: Any, credentials: dict[str, Any], request: Any = 
     audit_record_for_user(
         action="auth.sign_in_failed", user=user, ip=client_ip(request), actor_label=email or "unknown"
     )
+
+
+def _access_changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    if not raw:  # loading fixtures changes nothing anyone has cached
+        access_changed()
+
+
+# Saving or deleting what decides access through the API drops the cached keys and organizations (auth_cache).
+for _model in (ApiKey, Organization, Partner, RatePolicy):
+    post_save.connect(_access_changed, sender=_model, dispatch_uid=f"tenancy.access_saved.{_model.__name__}")
+    post_delete.connect(_access_changed, sender=_model, dispatch_uid=f"tenancy.access_deleted.{_model.__name__}")
+
+
+def _data_changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """Any row of an organization (or the organization itself) saved or deleted: its cached list answers go."""
+    if raw:
+        return
+    organization_id = instance.pk if sender is Organization else getattr(instance, "organization_id", None)
+    if organization_id is not None:
+        data_changed(organization_id)
+
+
+post_save.connect(_data_changed, dispatch_uid="tenancy.data_saved")
+post_delete.connect(_data_changed, dispatch_uid="tenancy.data_deleted")

@@ -11,10 +11,32 @@ import math
 import time
 from dataclasses import dataclass
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 
 from tenancy.audit import client_ip
+
+
+def count_hit(key: str, timeout: int) -> int:
+    """Add one to the counter ``key`` (created at 1, kept ``timeout`` seconds) and return its new value, atomically:
+    with Redis one round trip (INCR and EXPIRE in a pipeline), with another cache ``add`` or ``incr``. The key names
+    one window, so renewing its expiry on each hit never keeps a count past its window's end plus ``timeout``."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        name = backend.make_and_validate_key(key)
+        pipeline = backend._cache.get_client(name, write=True).pipeline(transaction=False)
+        pipeline.incr(name)
+        pipeline.expire(name, timeout)
+        used, _ = pipeline.execute()
+        return int(used)
+    if cache.add(key, 1, timeout):
+        return 1
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout)
+        return 1
 
 
 @dataclass(frozen=True)
@@ -29,15 +51,24 @@ class AttemptLimit:
         bucket = int(time.time() // self.window)
         return f"attempts:{self.name}:{ident}:{bucket}", bucket
 
+    def counter(self, ident: str) -> tuple[str, int]:
+        """The cache key counting the address's attempts in the current window, and the window's number: for a
+        caller that reads the count along with other values (:meth:`retry_after_count`)."""
+        return self._key(ident)
+
+    def retry_after_count(self, count: int | None, bucket: int) -> int | None:
+        """Seconds until the address may try again given its ``count`` in window ``bucket``, or None when it is
+        under the limit."""
+        if (count or 0) < self.limit:
+            return None
+        return max(1, math.ceil((bucket + 1) * self.window - time.time()))
+
     def retry_after(self, ident: str | None) -> int | None:
         """Seconds until this address may try again, or None when it is under the limit."""
         if not ident:
             return None
         key, bucket = self._key(ident)
-        count = cache.get(key) or 0
-        if count < self.limit:
-            return None
-        return max(1, math.ceil((bucket + 1) * self.window - time.time()))
+        return self.retry_after_count(cache.get(key), bucket)
 
     def hit(self, ident: str | None) -> None:
         """Count one attempt for the address."""

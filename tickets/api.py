@@ -28,6 +28,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Q, QuerySet, Sum, When
 from django.db.models.functions import Coalesce, Least
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, permissions, status, viewsets
@@ -36,6 +37,7 @@ from rest_framework.response import Response
 
 from tenancy.api_base import PAGE_PARAMETERS, TenantAPIView, represent_many
 from tenancy.api_base import Caller as BaseCaller
+from tenancy.api_cache import cached_list
 from tenancy.models import User
 from tickets.bulk import tickets_bulk_update
 from tickets.clocks import clocks_refresh
@@ -172,10 +174,13 @@ class TicketViewSet(TicketAPIView, viewsets.GenericViewSet):
         return self.tickets()
 
     @extend_schema(responses=TicketSerializer(many=True))
-    def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset())) or []
-        read_clocks_now(page)
-        return self.get_paginated_response(represent_many(TicketSerializer, page))
+    def list(self, request: Request) -> HttpResponseBase:
+        def build() -> Response:
+            page = self.paginate_queryset(self.filter_queryset(self.get_queryset())) or []
+            read_clocks_now(page)
+            return self.get_paginated_response(represent_many(TicketSerializer, page))
+
+        return cached_list(self, build)
 
     @extend_schema(request=TicketCreateSerializer, responses={201: TicketSerializer})
     def create(self, request: Request) -> Response:

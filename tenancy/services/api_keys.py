@@ -83,7 +83,6 @@ def api_key_lookup(raw: str) -> ApiKey | None:
         ApiKey.objects.select_related(
             "organization",
             "partner",
-            "created_by",
             # The rate policy that governs the key (RatePolicyThrottle): no query of its own per request.
             "organization__rate_policy",
             "organization__partner__rate_policy",
@@ -125,10 +124,11 @@ def api_key_rotate(*, api_key: ApiKey, actor: User | None = None, ip: str | None
     return new_key, raw
 
 
-def api_key_touch(*, api_key: ApiKey) -> None:
-    """Record use, at most once a minute per key, so busy keys do not write on every request."""
+def api_key_touch(*, api_key: ApiKey) -> bool:
+    """Record use, at most once a minute per key, so busy keys do not write on every request; whether it wrote."""
     now = timezone.now()
     if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
-        return
+        return False
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+    return True

@@ -224,16 +224,19 @@ def test_usage_of_a_partner_policy_counts_the_organization_alone(summit, acme, i
     }
 
 
-def test_usage_without_a_policy_reports_the_default_sliding_window(acme, acme_key, default_rate):
+def test_usage_without_a_policy_reports_the_default_rate_in_clock_windows(acme, acme_key, default_rate):
     with time_machine.travel(AT, tick=False):
         get(acme_key)
     with time_machine.travel(AT + timedelta(seconds=20), tick=False):
         body = get(acme_key, USAGE).json()
     assert body["policy"] is None
-    # The first request leaves the 60-second window at 10:01:15.
+    # Both requests fall in the minute from 10:00:00, which ends at 10:01:00.
     assert body["windows"] == [
-        {"window": "minute", "limit": 4, "used": 2, "remaining": 2, "resets_at": "2026-03-02T10:01:15+00:00"}
+        {"window": "minute", "limit": 4, "used": 2, "remaining": 2, "resets_at": "2026-03-02T10:01:00+00:00"}
     ]
+    with time_machine.travel(AT + timedelta(seconds=50), tick=False):
+        body = get(acme_key, USAGE).json()
+    assert body["windows"][0]["used"] == 1  # a new minute: this request alone
 
 
 def test_usage_is_for_api_keys(alice):

@@ -1,0 +1,96 @@
+"""Answers of the API's busiest lists, reused for at most ``API_LIST_CACHE_SECONDS`` (1 s by default).
+
+A partner's systems poll ticket and invoice lists; building a page of 50 tickets costs tens of milliseconds, sending
+the same bytes again a fraction of one. An answer is reused only for the same caller (API key or person), the same
+organization, the same path and query string and the same media type, and only while the organization's *data
+version* is unchanged: a token in the cache replaced whenever a row of that organization (or the organization
+itself) is saved or deleted, at once and again when the transaction commits. So a caller always sees its own
+changes, and anyone's changes made through Keel's models, on its next request. Changes made without signals (a
+queryset ``update``, ``bulk_create``) and figures computed at request time (the SLA clocks' ``remaining_seconds``)
+are at most the reuse time old. Lists across organizations (a partner key without ``X-Organization``) and errors
+are never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpResponse
+from django.http.response import HttpResponseBase
+from rest_framework.response import Response
+
+from tenancy.models import ApiKey
+
+
+def version_key(organization_id: Any) -> str:
+    return f"data-version:{organization_id}"
+
+
+def _replace(organization_id: Any) -> None:
+    cache.set(version_key(organization_id), uuid.uuid4().hex, None)
+
+
+class _ReplaceOnCommit:
+    """The commit-time replacement of one organization's data version (one per transaction and organization)."""
+
+    def __init__(self, organization_id: Any) -> None:
+        self.organization_id = organization_id
+
+    def __call__(self) -> None:
+        _replace(self.organization_id)
+
+
+def data_changed(organization_id: Any) -> None:
+    """A row of the organization changed: its data version is replaced now and when the transaction commits."""
+    _replace(organization_id)
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        return
+    for _savepoints, callback, _robust in connection.run_on_commit:
+        if isinstance(callback, _ReplaceOnCommit) and callback.organization_id == organization_id:
+            return
+    transaction.on_commit(_ReplaceOnCommit(organization_id), robust=True)
+
+
+def _current_version(organization_id: Any, found: dict[str, Any]) -> str:
+    name = version_key(organization_id)
+    version = found.get(name)
+    if version is None:
+        version = uuid.uuid4().hex
+        if not cache.add(name, version, None):
+            version = cache.get(name) or version
+    return str(version)
+
+
+def cached_list(view: Any, build: Callable[[], Response]) -> HttpResponseBase:
+    """``build()``'s answer for the view's request, or the same bytes built for the same request less than
+    ``API_LIST_CACHE_SECONDS`` ago while the organization's data stayed the same. Call it from a list action, after
+    authentication, permissions and throttles have run."""
+    request = view.request
+    organization = view.tenant.organization
+    seconds = settings.API_LIST_CACHE_SECONDS
+    renderer = getattr(request, "accepted_renderer", None)
+    if seconds <= 0 or organization is None or getattr(renderer, "format", None) != "json":
+        return build()
+    caller = f"key:{request.auth.pk}" if isinstance(request.auth, ApiKey) else f"user:{request.user.pk}"
+    what = f"{caller}|{organization.pk}|{request.accepted_media_type}|{request.get_full_path()}"
+    name = "api-list:" + hashlib.sha256(what.encode()).hexdigest()
+    found = cache.get_many([version_key(organization.pk), name])
+    version = _current_version(organization.pk, found)
+    entry = found.get(name)
+    if isinstance(entry, tuple) and len(entry) == 3 and entry[0] == version:
+        return HttpResponse(entry[2], content_type=entry[1])
+    response = build()
+    if response.status_code == 200:
+
+        def keep(rendered: Any) -> None:
+            cache.set(name, (version, rendered["Content-Type"], rendered.content), seconds)
+
+        response.add_post_render_callback(keep)
+    return response

@@ -1,0 +1,76 @@
+"""What every API request reads before its view runs, kept in the cache: the API key a bearer token names (with its
+organization, partner and rate-limit policies) and the organization its ``X-Organization`` header picks.
+
+Each entry is stamped with the *access generation*, a token in the cache that is replaced whenever an API key, an
+organization, a partner or a rate-limit policy is saved, changed by a queryset ``update`` or deleted: at once and
+again when the transaction commits. An entry of an older generation is never used, so a revoked or re-scoped key, a
+suspended organization or a new policy applies from the very next request, in every worker. Entries also expire
+after :data:`ENTRY_SECONDS`. Only API keys' ``last_used_at`` is written without a new generation (it changes
+nothing about access): the key's entry is written again with it instead.
+
+One cache round trip reads the generation, the key's entry, the header's organization and the caller's count of
+refused keys together (:func:`access_read`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+
+GENERATION = "access:generation"
+ENTRY_SECONDS = 300
+
+
+def _bump() -> None:
+    cache.set(GENERATION, uuid.uuid4().hex, None)
+
+
+def access_changed() -> None:
+    """Who may do what through the API may have changed: every cached key and organization is dropped now, and
+    again when the current transaction commits (so that nothing read before the commit outlives it)."""
+    _bump()
+    transaction.on_commit(_bump)
+
+
+def key_entry(key_hash: str) -> str:
+    return f"access:key:{key_hash}"
+
+
+def organization_entry(key_hash: str, header: str) -> str:
+    return f"access:org:{key_hash}:{header}"
+
+
+@dataclass
+class AccessRead:
+    """What :func:`access_read` found: the current generation, the entries of that generation by name, and the
+    other values asked for (whatever their generation)."""
+
+    generation: str
+    entries: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def store(self, name: str, value: Any) -> None:
+        """Cache ``value`` under ``name`` for this generation."""
+        cache.set(name, (self.generation, value), ENTRY_SECONDS)
+        self.entries[name] = value
+
+
+def access_read(entries: list[str], values: list[str]) -> AccessRead:
+    """The generation, ``entries`` still of it, and ``values``: one cache round trip (two when the generation has
+    to be started)."""
+    got = cache.get_many([GENERATION, *entries, *values])
+    generation = got.get(GENERATION)
+    if generation is None:
+        generation = uuid.uuid4().hex
+        if not cache.add(GENERATION, generation, None):
+            generation = cache.get(GENERATION) or generation
+    current = {}
+    for name in entries:
+        entry = got.get(name)
+        if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == generation:
+            current[name] = entry[1]
+    return AccessRead(generation=generation, entries=current, values={name: got.get(name) for name in values})

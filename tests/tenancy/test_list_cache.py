@@ -1,0 +1,144 @@
+"""The ticket and invoice lists reuse an answer for the same caller and query for at most API_LIST_CACHE_SECONDS,
+and never once the organization's data changed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from billing.services.invoices import invoice_create
+from tenancy.api_cache import _ReplaceOnCommit, version_key
+from tickets.models import Ticket
+from tickets.services import ticket_create
+
+SCOPES = ("read", "write", "tickets:read", "tickets:write", "billing:read")
+TICKETS = "/api/tickets/"
+INVOICES = "/api/invoices/"
+
+
+def subjects(client: Any, path: str = TICKETS) -> list[str]:
+    response = client.get(path)
+    assert response.status_code == 200, response.content
+    return [row["subject"] for row in response.json()["results"]]
+
+
+def count_queries(client: Any, path: str) -> tuple[Any, int]:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    return response, len(captured.captured_queries)
+
+
+@pytest.fixture
+def acme_client(acme: Any, api: Any, api_key_for: Any) -> Any:
+    return api(api_key_for(organization=acme, scopes=SCOPES)[1])
+
+
+@pytest.mark.parametrize("path", [TICKETS, INVOICES])
+def test_the_same_request_again_is_answered_from_the_cache_with_the_same_bytes(acme, alice, acme_client, path):
+    ticket_create(organization=acme, subject="Printer jammed", requester=alice)
+    invoice_create(organization=acme, lines=[{"description": "Onsite", "quantity": "1", "unit_price": "150"}])
+    first, built = count_queries(acme_client, path)
+    again, reused = count_queries(acme_client, path)
+    assert first.status_code == again.status_code == 200
+    assert built > 0
+    assert reused == 0
+    assert again.content == first.content
+    assert again["Content-Type"] == first["Content-Type"] == "application/json"
+    assert dict(again.headers) == dict(first.headers)
+
+
+def test_a_ticket_opened_through_the_api_is_in_the_next_list(acme, acme_client):
+    assert subjects(acme_client) == []
+    assert (
+        acme_client.post(TICKETS, {"subject": "VPN down", "description": "Since 9am."}, format="json").status_code
+        == 201
+    )
+    assert subjects(acme_client) == ["VPN down"]
+
+
+def test_any_saved_change_of_the_organization_is_in_the_next_list(acme, alice, acme_client):
+    ticket = ticket_create(organization=acme, subject="Printer jammed", requester=alice)
+    assert subjects(acme_client) == ["Printer jammed"]
+    ticket.subject = "Printer on fire"
+    ticket.save()
+    assert subjects(acme_client) == ["Printer on fire"]
+    ticket.delete()
+    assert subjects(acme_client) == []
+
+
+def test_a_change_without_signals_shows_once_the_reuse_time_passed(acme, alice, acme_client, settings):
+    settings.API_LIST_CACHE_SECONDS = 1
+    ticket = ticket_create(organization=acme, subject="Printer jammed", requester=alice)
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        assert subjects(acme_client) == ["Printer jammed"]
+        Ticket.objects.filter(pk=ticket.pk).update(subject="Printer fixed")  # no signal: the answer may be reused
+        assert subjects(acme_client) == ["Printer jammed"]
+        traveller.shift(timedelta(seconds=2))
+        assert subjects(acme_client) == ["Printer fixed"]
+
+
+def test_another_organizations_change_keeps_the_answer(acme, globex, alice, acme_client):
+    ticket_create(organization=acme, subject="Printer jammed", requester=alice)
+    assert subjects(acme_client) == ["Printer jammed"]
+    ticket_create(organization=globex, subject="Globex only")
+    _, reused = count_queries(acme_client, TICKETS)
+    assert reused == 0
+
+
+def test_answers_are_per_caller_and_per_organization(acme, globex, summit, alice, api, api_key_for):
+    ticket_create(organization=acme, subject="Acme ticket", requester=alice)
+    ticket_create(organization=globex, subject="Globex ticket")
+    partner = api(api_key_for(partner=summit, scopes=SCOPES)[1], "acme")
+    globex_client = api(api_key_for(organization=globex, scopes=SCOPES)[1])
+    assert subjects(partner) == ["Acme ticket"]
+    assert subjects(globex_client) == ["Globex ticket"]
+    other_acme_key = api(api_key_for(organization=acme, scopes=SCOPES)[1])
+    _, built = count_queries(other_acme_key, TICKETS)
+    assert built > 0  # another key of the same organization builds its own answer
+    assert api(api_key_for(partner=summit, scopes=SCOPES)[1], "globex").get(TICKETS).status_code == 404
+
+
+def test_the_query_string_and_the_page_make_separate_answers(acme, alice, acme_client):
+    for n in range(3):
+        ticket_create(organization=acme, subject=f"Ticket {n}", requester=alice)
+    assert len(subjects(acme_client, f"{TICKETS}?page_size=2")) == 2
+    assert len(subjects(acme_client, f"{TICKETS}?page_size=2&page=2")) == 1
+    assert len(subjects(acme_client)) == 3
+
+
+def test_errors_and_partner_wide_lists_are_never_reused(acme, summit, alice, api, api_key_for, acme_client):
+    ticket_create(organization=acme, subject="Printer jammed", requester=alice)
+    assert acme_client.get(f"{TICKETS}?page_size=0").status_code == 400
+    assert acme_client.get(f"{TICKETS}?page_size=0").status_code == 400
+    partner_wide = api(api_key_for(partner=summit, scopes=SCOPES)[1])
+    assert partner_wide.get(TICKETS).status_code == 200
+    _, built = count_queries(partner_wide, TICKETS)
+    assert built > 0
+
+
+def test_reuse_can_be_turned_off(acme, alice, acme_client, settings):
+    settings.API_LIST_CACHE_SECONDS = 0
+    ticket_create(organization=acme, subject="Printer jammed", requester=alice)
+    acme_client.get(TICKETS)
+    _, built = count_queries(acme_client, TICKETS)
+    assert built > 0
+
+
+def test_a_transaction_replaces_the_version_at_once_and_once_more_on_commit(acme, globex, alice):
+    cache.set(version_key(acme.pk), "before", None)
+    ticket_create(organization=acme, subject="Printer jammed", requester=alice)  # many rows of acme
+    ticket_create(organization=globex, subject="Globex only")
+    during = cache.get(version_key(acme.pk))
+    assert during != "before"
+    # The test's transaction has not committed: one replacement per organization waits for its commit.
+    waiting = [entry[1] for entry in connection.run_on_commit if isinstance(entry[1], _ReplaceOnCommit)]
+    assert sorted(str(callback.organization_id) for callback in waiting) == sorted([str(acme.pk), str(globex.pk)])
+    next(callback for callback in waiting if callback.organization_id == acme.pk)()
+    assert cache.get(version_key(acme.pk)) not in (None, "before", during)

@@ -1,0 +1,82 @@
+"""The per-key and public rates count requests in fixed windows on the UTC clock, one increment per request."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.core.cache import cache, caches
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from tenancy.api_auth import ApiKeyRateThrottle, PublicRateThrottle
+from tenancy.throttle import count_hit
+
+START = datetime(2026, 3, 2, 10, 0, 50, tzinfo=UTC)  # 10 seconds before a minute ends
+ME = "/api/auth/me"
+
+
+def test_a_keys_rate_starts_again_with_the_next_clock_minute(acme, api, api_key_for, monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/min"})
+    client = api(api_key_for(organization=acme)[1])
+    with time_machine.travel(START, tick=False) as traveller:
+        assert [client.get(ME).status_code for _ in range(3)] == [200, 200, 429]
+        refused = client.get(ME)
+        assert refused.status_code == 429
+        assert refused["Retry-After"] == "10"  # the minute ends at 10:01:00
+        traveller.move_to(START + timedelta(seconds=10))
+        assert [client.get(ME).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_refused_requests_are_not_counted(acme, api, api_key_for, monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/min"})
+    key, raw = api_key_for(organization=acme)
+    client = api(raw)
+    with time_machine.travel(START, tick=False):
+        assert [client.get(ME).status_code for _ in range(5)] == [200, 200, 429, 429, 429]
+        throttle = ApiKeyRateThrottle()
+        counter, _ = throttle.window_counter(throttle.key_cache_key(key), START.timestamp())
+        assert cache.get(counter) == 2
+
+
+def test_the_public_rate_counts_per_address_per_window(db, monkeypatch):
+    monkeypatch.setattr(PublicRateThrottle, "THROTTLE_RATES", {"public": "1/min"})
+    with time_machine.travel(START, tick=False) as traveller:
+        first, other = APIClient(), APIClient(REMOTE_ADDR="198.51.100.7")
+        assert [first.get("/api/qualify/status/x").status_code for _ in range(2)] == [404, 429]
+        assert other.get("/api/qualify/status/x").status_code == 404
+        traveller.move_to(START + timedelta(seconds=15))
+        assert first.get("/api/qualify/status/x").status_code == 404
+
+
+def _redis_url() -> str | None:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return "redis://127.0.0.1:6379/14"
+    except OSError:
+        return None
+
+
+@pytest.mark.skipif(_redis_url() is None, reason="needs Redis on localhost:6379")
+def test_count_hit_on_redis_counts_atomically_and_expires():
+    with override_settings(CACHES={"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": _redis_url()}}):
+        cache.delete("count-hit-test")
+        assert [count_hit("count-hit-test", 30) for _ in range(3)] == [1, 2, 3]
+        assert cache.get("count-hit-test") == 3
+        backend: Any = caches["default"]
+        ttl = backend._cache.get_client("count-hit-test").ttl(backend.make_and_validate_key("count-hit-test"))
+        assert 0 < ttl <= 30
+        cache.delete("count-hit-test")
+
+
+@pytest.mark.skipif(_redis_url() is None, reason="needs Redis on localhost:6379")
+def test_the_redis_cache_keeps_one_client_per_pool():
+    with override_settings(CACHES={"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": _redis_url()}}):
+        backend: Any = caches["default"]
+        assert backend._cache.get_client("a") is backend._cache.get_client("b", write=True)
+        cache.set("client-test", {"n": 1}, 5)
+        assert cache.get("client-test") == {"n": 1}
+        cache.delete("client-test")

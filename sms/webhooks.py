@@ -30,15 +30,18 @@ XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 
 def signed_params(request: HttpRequest) -> dict[str, str] | None:
     """The request's form parameters when Twilio signed them, else None."""
-    form = request.POST
-    if any(len(form.getlist(name)) > 1 for name in form):
-        return None
-    params = {name: form[name] for name in form}
+    params = {}
+    for name, values in request.POST.lists():
+        if len(values) > 1:
+            return None
+        params[name] = values[0]
     signature = request.headers.get("X-Twilio-Signature")
     token = settings.TWILIO_AUTH_TOKEN
     public = settings.SITE_URL.rstrip("/") + request.get_full_path()
-    direct = request.build_absolute_uri()
-    if any(signature_valid(url, params, signature, token) for url in dict.fromkeys((public, direct))):
+    if signature_valid(public, params, signature, token):
+        return params
+    direct = request.build_absolute_uri()  # only when needed: most callbacks come through the public address
+    if direct != public and signature_valid(direct, params, signature, token):
         return params
     logger.warning("twilio webhook %s: bad or missing signature", request.path)
     return None

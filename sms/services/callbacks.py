@@ -25,15 +25,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from sms.models import STATE_RANK, DncReason, JobState, SendJob, StatusCallback
+from sms.models import STATE_RANK, Contact, DncReason, JobState, SendJob, StatusCallback
 from sms.services.contacts import dnc_add
 from tenancy.errors import ServiceValidationError
+from tenancy.models import Organization
 
 logger = logging.getLogger(__name__)
 
@@ -115,60 +119,196 @@ def _parse(params: Mapping[str, str]) -> _Callback:
 
 
 def status_apply(params: Mapping[str, str]) -> StatusResult:
-    """Apply one status callback (its form parameters, signature already checked) in one transaction, with the
-    job's row locked so that two callbacks for the same message are applied one after the other."""
+    """Apply one status callback (its form parameters, signature already checked).
+
+    Two callbacks for the same message may run at once, so none reads the job and writes it back. The callback is
+    recorded with ``INSERT ... ON CONFLICT DO NOTHING``: a repeat inserts nothing (after waiting for a concurrent
+    original to commit). The job moves with an ``UPDATE`` whose ``WHERE`` admits only the states of lower rank than
+    the target, which the database checks again against the row as the other callback left it. The record and the
+    job's change happen together or not at all. Only the job's row is written: its organization and contact stay
+    free for the organization's other callbacks and services.
+
+    On PostgreSQL a callback without a price or a do-not-contact code (nearly all of them) is one statement; the
+    others, and every callback on SQLite, take the same steps one statement at a time in a transaction.
+    """
     callback = _parse(params)
-    with transaction.atomic():
-        # The sid is Twilio's name for one message, unique across every organization: the callback carries no
-        # organization of its own, so the job is found by it alone. Only the job's row is locked: its organization
-        # and contact (read only to put a number on the do-not-contact list) stay free for the organization's other
-        # callbacks and services.
-        job = SendJob.objects.select_for_update(of=("self",)).filter(provider_sid=callback.sid).first()
-        if job is None:
-            logger.warning("twilio status %r for unknown message %s", callback.status, callback.sid)
-            return StatusResult(sid=callback.sid, status=callback.status, outcome=Outcome.UNKNOWN)
-        try:
-            with transaction.atomic():
-                StatusCallback.objects.create(sid=callback.sid, status=callback.status)
-        except IntegrityError:
-            return StatusResult(callback.sid, callback.status, Outcome.DUPLICATE, job.pk, job.state)
-        changed = _apply(job, callback)
-        if callback.status in FAILURES and callback.error_code in DNC_CODES:
+    target = TARGETS.get(callback.status)
+    dnc_reason = DNC_CODES.get(callback.error_code) if callback.status in FAILURES else None
+    if connection.vendor == "postgresql" and callback.price is None and dnc_reason is None:
+        return _apply_at_once(callback, target)
+    return _apply_in_steps(callback, target, dnc_reason)
+
+
+def _unknown(callback: _Callback) -> StatusResult:
+    logger.warning("twilio status %r for unknown message %s", callback.status, callback.sid)
+    return StatusResult(sid=callback.sid, status=callback.status, outcome=Outcome.UNKNOWN)
+
+
+def _inert(callback: _Callback) -> None:
+    logger.info("twilio status %r for message %s changes nothing", callback.status, callback.sid)
+
+
+def _apply_at_once(callback: _Callback, target: JobState | None) -> StatusResult:
+    """Find the job, record the callback and move the job in one statement (PostgreSQL)."""
+    now = timezone.now()
+    values: list[Any] = []
+    before: list[str] = []
+    if target is None:
+        moved = 'SELECT NULL AS "state" WHERE FALSE'
+    else:
+        sets, values = _moves(target, callback, now)
+        before = list(_BEFORE[target])
+        moved = (
+            f'UPDATE "{_JOB}" SET {", ".join(sets)} WHERE "id" = (SELECT "id" FROM job) '  # noqa: S608
+            f'AND "state" IN ({", ".join(["%s"] * len(before))}) AND EXISTS (SELECT 1 FROM recorded) RETURNING "state"'
+        )
+    # The job as the statement began, whether the callback was recorded (not a repeat), and the state the job moved
+    # to (none when it moved nowhere).
+    sql = (
+        f'WITH job AS (SELECT "id", "state" FROM "{_JOB}" WHERE "provider_sid" = %s), '  # noqa: S608
+        f'recorded AS (INSERT INTO "{_CALLBACK}" ("sid", "status", "received_at") SELECT %s, %s, %s FROM job '
+        'ON CONFLICT ("sid", "status") DO NOTHING RETURNING 1), '
+        f"moved AS ({moved}) "
+        'SELECT job."id", job."state", EXISTS (SELECT 1 FROM recorded), (SELECT "state" FROM moved) FROM job'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [callback.sid, callback.sid, callback.status, now, *values, *before])
+        row = cursor.fetchone()
+    if row is None:
+        return _unknown(callback)
+    job_id, state, recorded, moved_to = row
+    if target is None:
+        _inert(callback)
+    if not recorded:
+        return StatusResult(callback.sid, callback.status, Outcome.DUPLICATE, job_id, _job_state(job_id))
+    if moved_to is not None:
+        return StatusResult(callback.sid, callback.status, Outcome.APPLIED, job_id, moved_to)
+    if target is not None and STATE_RANK[target] > STATE_RANK[JobState(state)]:
+        state = _job_state(job_id)  # another callback moved the job first: report where it left it
+    return StatusResult(callback.sid, callback.status, Outcome.UNCHANGED, job_id, state)
+
+
+def _apply_in_steps(callback: _Callback, target: JobState | None, dnc_reason: str | None) -> StatusResult:
+    """Find the job, then record the callback and move the job in a transaction; a callback that can change nothing
+    but its own record needs none."""
+    job = _job_find(callback.sid)
+    if job is None:
+        return _unknown(callback)
+    if target is None:
+        _inert(callback)
+    # States only move forward, so a job already at or past the target stays there whatever happens meanwhile.
+    advance = target if target is not None and STATE_RANK[target] > STATE_RANK[JobState(job.state)] else None
+    writes = advance is not None or callback.price is not None or dnc_reason is not None
+    with transaction.atomic() if writes else nullcontext():
+        if not _callback_record(callback):
+            return StatusResult(callback.sid, callback.status, Outcome.DUPLICATE, job.id, _job_state(job.id))
+        state: str | None = job.state
+        changed = False
+        if advance is not None:
+            changed = _job_advance(job.id, advance, callback)
+            state = advance if changed else None  # another callback moved it first: read where it left it
+        if callback.price is not None and not changed:
+            changed = _price_record(job.id, callback.price)
+        if state is None:
+            state = _job_state(job.id)
+        if dnc_reason is not None:
+            organization = Organization.objects.get(pk=job.organization_id)
+            phone = Contact.objects.for_org(organization).values_list("phone_e164", flat=True).get(pk=job.contact_id)
             dnc_add(
-                organization=job.organization,
-                phone_e164=job.contact.phone_e164,
-                reason=DNC_CODES[callback.error_code],
+                organization=organization,
+                phone_e164=phone,
+                reason=dnc_reason,
                 source=f"Twilio error {callback.error_code} on {callback.sid}",
             )
     outcome = Outcome.APPLIED if changed else Outcome.UNCHANGED
-    return StatusResult(callback.sid, callback.status, outcome, job.pk, job.state)
+    return StatusResult(callback.sid, callback.status, outcome, job.id, state)
 
 
-def _apply(job: SendJob, callback: _Callback) -> bool:
-    """Move ``job`` forward as the callback says, and record its price; whether anything changed."""
-    target = TARGETS.get(callback.status)
-    if target is None:
-        logger.info("twilio status %r for message %s changes nothing", callback.status, callback.sid)
-    fields: list[str] = []
-    if target is not None and STATE_RANK[target] > STATE_RANK[JobState(job.state)]:
-        now = timezone.now()
-        job.state = target
-        fields.append("state")
-        if job.sent_at is None:
-            job.sent_at = now
-            fields.append("sent_at")
-        if target == JobState.DELIVERED:
-            job.delivered_at = now
-            fields.append("delivered_at")
-        if target == JobState.FAILED:
-            job.error_code = callback.error_code
-            fields.append("error_code")
-        if job.lease_until is not None:
-            job.lease_until = None
-            fields.append("lease_until")
-    if callback.price is not None and callback.price != job.provider_price:
-        job.provider_price = callback.price
-        fields.append("provider_price")
-    if fields:
-        job.save(update_fields=[*fields, "updated_at"])
-    return bool(fields)
+class _Job(NamedTuple):
+    id: int
+    state: str
+    organization_id: Any
+    contact_id: int
+
+
+# The statements are written out: a callback is a few small, fixed ones, and building them through the ORM would
+# cost more than running them.
+_JOB = SendJob._meta.db_table
+_CALLBACK = StatusCallback._meta.db_table
+_FIND = f'SELECT "id", "state", "organization_id", "contact_id" FROM "{_JOB}" WHERE "provider_sid" = %s'  # noqa: S608
+_STATE = f'SELECT "state" FROM "{_JOB}" WHERE "id" = %s'  # noqa: S608
+_RECORD = (
+    f'INSERT INTO "{_CALLBACK}" ("sid", "status", "received_at") VALUES (%s, %s, %s) '  # noqa: S608
+    'ON CONFLICT ("sid", "status") DO NOTHING'
+)
+_PRICE = (
+    f'UPDATE "{_JOB}" SET "provider_price" = %s, "updated_at" = %s '  # noqa: S608
+    'WHERE "id" = %s AND ("provider_price" IS NULL OR "provider_price" <> %s)'
+)
+# The states each target may be reached from: those of lower rank.
+_BEFORE = {
+    target: tuple(state.value for state, rank in STATE_RANK.items() if rank < STATE_RANK[target])
+    for target in set(TARGETS.values())
+}
+
+
+def _moves(target: JobState, callback: _Callback, now: datetime) -> tuple[list[str], list[Any]]:
+    """The ``SET`` assignments (and their parameters) that move a job to ``target``, with the callback's price."""
+    at = connection.ops.adapt_datetimefield_value(now)
+    # A job still SENDING is marked sent now, and its claim on it (the lease) ends.
+    sets = ['"state" = %s', '"sent_at" = COALESCE("sent_at", %s)', '"lease_until" = NULL', '"updated_at" = %s']
+    values: list[Any] = [target.value, at, at]
+    if target == JobState.DELIVERED:
+        sets.append('"delivered_at" = %s')
+        values.append(at)
+    if target == JobState.FAILED:
+        sets.append('"error_code" = %s')
+        values.append(callback.error_code)
+    if callback.price is not None:
+        sets.append('"provider_price" = %s')
+        values.append(connection.ops.adapt_decimalfield_value(callback.price))
+    return sets, values
+
+
+def _job_find(sid: str) -> _Job | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_FIND, [sid])
+        row = cursor.fetchone()
+    return None if row is None else _Job(*row)
+
+
+def _job_state(job_id: int) -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_STATE, [job_id])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _callback_record(callback: _Callback) -> bool:
+    """Record the callback's ``(sid, status)``; False when it was recorded before."""
+    received = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD, [callback.sid, callback.status, received])
+        return cursor.rowcount == 1
+
+
+def _job_advance(job_id: int, target: JobState, callback: _Callback) -> bool:
+    """Move the job to ``target`` if it is still in a state of lower rank; whether it moved."""
+    sets, values = _moves(target, callback, timezone.now())
+    before = _BEFORE[target]
+    sql = (
+        f'UPDATE "{_JOB}" SET {", ".join(sets)} '  # noqa: S608
+        f'WHERE "id" = %s AND "state" IN ({", ".join(["%s"] * len(before))})'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, job_id, *before])
+        return cursor.rowcount == 1
+
+
+def _price_record(job_id: int, price: Decimal) -> bool:
+    """Store the price Twilio charged for the message; whether it was not the one stored already."""
+    value = connection.ops.adapt_decimalfield_value(price)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_PRICE, [value, now, job_id, value])
+        return cursor.rowcount == 1

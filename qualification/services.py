@@ -12,7 +12,6 @@ import re
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
@@ -111,24 +110,19 @@ def _publish_status_changed(qualification: Qualification, previous: str) -> None
 
 
 def _pick_sales_rep() -> User | None:
-    """The active Sales staff user with the fewest open assignments (ties: longest-standing account first)."""
-    group = Group.objects.filter(name=SALES_GROUP).first()
-    if group is None:
-        return None
+    """The active Sales staff user with the fewest open assignments (ties: longest-standing account first); None
+    when there is none (or no Sales group)."""
     open_filter = Q(qualifications__status__in=NEEDS_HUMAN_STATUSES, qualifications__converted=False)
     return (
-        User.objects.filter(groups=group, is_active=True, is_staff=True)
+        User.objects.filter(groups__name=SALES_GROUP, is_active=True, is_staff=True)
         .annotate(open_count=Count("qualifications", filter=open_filter))
         .order_by("open_count", "date_joined", "email")
         .first()
     )
 
 
-def _assign(qualification: Qualification, rep: User | None) -> None:
-    qualification.assigned_to = rep
-    qualification.assigned_at = timezone.now() if rep else None
-    qualification.save(update_fields=["assigned_to", "assigned_at", "updated_at"])
-    if rep is not None and is_email_address(rep.email):
+def _notify_assigned(qualification: Qualification, rep: User) -> None:
+    if is_email_address(rep.email):
         # The rep is MSP staff (no member of any customer) and the prospect has usually no organization yet: a
         # platform notice to the rep's address.
         notify(
@@ -145,6 +139,14 @@ def _assign(qualification: Qualification, rep: User | None) -> None:
                 "path": f"/admin/qualification/qualification/{qualification.pk}/change/",
             },
         )
+
+
+def _assign(qualification: Qualification, rep: User | None) -> None:
+    qualification.assigned_to = rep
+    qualification.assigned_at = timezone.now() if rep else None
+    qualification.save(update_fields=["assigned_to", "assigned_at", "updated_at"])
+    if rep is not None:
+        _notify_assigned(qualification, rep)
 
 
 def qualification_submit(*, tier: str, data: dict[str, Any]) -> Qualification:
@@ -184,15 +186,19 @@ def qualification_submit(*, tier: str, data: dict[str, Any]) -> Qualification:
     status = score.status if score else QualificationStatus.SUBMITTED
     try:
         with transaction.atomic():
+            # One waiting for a person is written already assigned to the rep chosen for it.
+            rep = _pick_sales_rep() if status in NEEDS_HUMAN_STATUSES else None
             qualification = Qualification.objects.create(
                 tier=tier,
                 answers=answers,
                 auto_score=score.score if score else None,
                 status=status,
+                assigned_to=rep,
+                assigned_at=timezone.now() if rep else None,
                 **contact,
             )
-            if status in NEEDS_HUMAN_STATUSES:
-                _assign(qualification, _pick_sales_rep())
+            if rep is not None:
+                _notify_assigned(qualification, rep)
             publish(
                 None,
                 "qualification.submitted",

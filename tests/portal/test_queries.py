@@ -31,8 +31,8 @@ def add_rows(acme, alice, count: int, offset: int) -> None:
 def test_dashboard(client_for, alice, acme, rows, django_assert_max_num_queries):
     add_rows(acme, alice, rows, 0)
     client = client_for(alice)
-    # base + member count + open invitation count + active key count + recent audit events
-    with django_assert_max_num_queries(BASE + 4):
+    # base + the counts with the recent audit events (one query: portal.dashboard_selectors)
+    with django_assert_max_num_queries(BASE + 1):
         assert client.get("/dashboard/").status_code == 200
 
 

@@ -163,7 +163,7 @@ MIDDLEWARE = [
     "msp.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "msp.middleware.UnavailableMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "msp.sessions.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -248,10 +248,10 @@ LOGIN_REDIRECT_URL = "portal:dashboard"
 LOGOUT_REDIRECT_URL = "portal:login"
 PASSWORD_RESET_TIMEOUT = env("PASSWORD_RESET_TIMEOUT", 3600, int)
 
-# Sessions end after SESSION_IDLE_SECONDS without a request (the expiry is pushed on every request).
+# Sessions end after SESSION_IDLE_SECONDS without a request: msp.sessions pushes the expiry forward at most once a
+# minute, when a request uses the session.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_AGE = env("SESSION_IDLE_SECONDS", 7200, int)
-SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 

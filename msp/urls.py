@@ -18,8 +18,10 @@ admin.site.index_title = "Operations"
 # dozen providers' endpoints, most of which answer 500 without their own configuration.
 anymail_urls = ([path("sendgrid/inbound/", SendGridInboundView.as_view(), name="sendgrid_inbound_webhook")], "anymail")
 
+# Twilio's callbacks and the short links come first: they are the busiest routes, and URLs resolve in this order.
 urlpatterns = [
     re_path(r"^health/?$", health, name="health"),
+    path("", include("sms.urls")),
     path("admin/tickets/sla-report/", sla_report_page, name="staff-sla-report"),  # before the admin's catch-all
     path("admin/billing/revenue/", revenue_page, name="staff-billing-revenue"),
     path("admin/integrations/", include("integrations.urls_staff")),  # before the admin's catch-all
@@ -29,6 +31,5 @@ urlpatterns = [
     path("sandbox/stripe/", include("billing.urls")),
     path("anymail/", include(anymail_urls)),
     path("", include("integrations.urls")),
-    path("", include("sms.urls")),
     path("", include("portal.urls")),
 ]

@@ -2,7 +2,8 @@
 
 For each request to a view in the ``portal`` URL namespace (and namespaces nested in it) by a signed-in person:
 
-1. ``request.organizations``: the organizations they may see (members and partner admins), one query;
+1. ``request.organizations``: the organizations they may see (members and partner admins), one query or none
+   (:func:`visible_organizations` keeps them in the cache until access changes);
    ``request.organization``: the one chosen in the session (``session["organization_id"]``), else the first;
    ``request.membership_role``: their role there (``None`` for a partner admin who is not a member);
    ``request.is_partner_admin``, ``request.can_manage``, ``request.is_owner``, ``request.actor_role``
@@ -32,6 +33,7 @@ from django.utils import timezone
 
 from portal import access
 from portal.access import PortalRequest
+from tenancy.auth_cache import access_read, portal_entry
 from tenancy.models import MANAGING_ROLES, Membership, Organization, OrgStatus, PartnerMembership, Role, User
 from tenancy.services.mfa import has_mfa
 
@@ -54,10 +56,14 @@ def _set_defaults(request: PortalRequest) -> None:
     request.user_has_mfa = None
 
 
-def resolve_organization(request: HttpRequest) -> Organization | None:
-    """Fill in the organization attributes of ``request`` for the signed-in user (one query)."""
-    portal_request = cast(PortalRequest, request)
-    user = cast(User, request.user)
+def visible_organizations(user: User) -> list[Any]:
+    """The organizations ``user`` may see, by name, each with ``my_role`` and ``is_partner_admin``: cached under the
+    access generation (``tenancy.auth_cache``), which any change to an organization, a membership or a partner
+    admin replaces; one query otherwise."""
+    access = access_read([portal_entry(user.pk)], [])
+    cached = access.entries.get(portal_entry(user.pk))
+    if cached is not None:
+        return list(cached)
     role = Membership.objects.filter(user=user, organization=OuterRef("pk")).values("role")[:1]
     partner_admin = PartnerMembership.objects.filter(user=user, partner=OuterRef("partner"))
     organizations = list(
@@ -67,6 +73,14 @@ def resolve_organization(request: HttpRequest) -> Organization | None:
         .annotate(my_role=Subquery(role), is_partner_admin=Exists(partner_admin))
         .order_by("name", "pk")
     )
+    access.store(portal_entry(user.pk), organizations)
+    return organizations
+
+
+def resolve_organization(request: HttpRequest) -> Organization | None:
+    """Fill in the organization attributes of ``request`` for the signed-in user (one query, or none when cached)."""
+    portal_request = cast(PortalRequest, request)
+    organizations = visible_organizations(cast(User, request.user))
     portal_request.organizations = organizations
     if not organizations:
         return None

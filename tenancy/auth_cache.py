@@ -1,12 +1,14 @@
-"""What every API request reads before its view runs, kept in the cache: the API key a bearer token names (with its
-organization, partner and rate-limit policies) and the organization its ``X-Organization`` header picks.
+"""What every request reads before its view runs, kept in the cache: the API key a bearer token names (with its
+organization, partner and rate-limit policies), the organization its ``X-Organization`` header picks, and the
+organizations a signed-in person may see in the portal with their role in each.
 
 Each entry is stamped with the *access generation*, a token in the cache that is replaced whenever an API key, an
-organization, a partner or a rate-limit policy is saved, changed by a queryset ``update`` or deleted: at once and
-again when the transaction commits. An entry of an older generation is never used, so a revoked or re-scoped key, a
-suspended organization or a new policy applies from the very next request, in every worker. Entries also expire
-after :data:`ENTRY_SECONDS`. Only API keys' ``last_used_at`` is written without a new generation (it changes
-nothing about access): the key's entry is written again with it instead.
+organization, a partner, a rate-limit policy, a membership or a partner admin is saved, changed by a queryset
+``update`` or deleted: at once and again when the transaction commits. An entry of an older generation is never
+used, so a revoked or re-scoped key, a suspended organization, a new policy or a changed role applies from the very
+next request, in every worker. Entries also expire after :data:`ENTRY_SECONDS`. Only API keys' ``last_used_at`` is
+written without a new generation (it changes nothing about access): the key's entry is written again with it
+instead.
 
 One cache round trip reads the generation, the key's entry, the header's organization and the caller's count of
 refused keys together (:func:`access_read`).
@@ -42,6 +44,10 @@ def key_entry(key_hash: str) -> str:
 
 def organization_entry(key_hash: str, header: str) -> str:
     return f"access:org:{key_hash}:{header}"
+
+
+def portal_entry(user_id: Any) -> str:
+    return f"access:portal:{user_id}"
 
 
 @dataclass

@@ -91,9 +91,9 @@ class TenantQuerySet(models.QuerySet[Any]):
 
 
 class AccessQuerySet(models.QuerySet[Any]):
-    """Rows that decide who may do what through the API (keys, organizations, partners, rate-limit policies): an
-    ``update`` of them drops the cached access (:mod:`tenancy.auth_cache`), as saving or deleting one does (its
-    signals), unless it changes only ``quiet_fields``, which decide nothing."""
+    """Rows that decide who may do what (keys, organizations, partners, rate-limit policies, memberships and
+    partner admins): an ``update`` of them drops the cached access (:mod:`tenancy.auth_cache`), as saving or
+    deleting one does (its signals), unless it changes only ``quiet_fields``, which decide nothing."""
 
     quiet_fields: frozenset[str] = frozenset()
 
@@ -110,6 +110,10 @@ class ApiKeyQuerySet(AccessQuerySet, TenantQuerySet):  # type: ignore[override]
 
 
 class RatePolicyQuerySet(AccessQuerySet, TenantQuerySet):  # type: ignore[override]
+    pass
+
+
+class MembershipQuerySet(AccessQuerySet, TenantQuerySet):  # type: ignore[override]
     pass
 
 
@@ -235,7 +239,7 @@ class Membership(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=now)
 
-    objects = TenantQuerySet.as_manager()
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         ordering = ["organization__name", "user__email"]
@@ -252,6 +256,8 @@ class PartnerMembership(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="partner_memberships")
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="admins")
     created_at = models.DateTimeField(default=now)
+
+    objects = AccessQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "partner"], name="partner_membership_unique")]

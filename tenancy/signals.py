@@ -11,7 +11,7 @@ from django.dispatch import receiver
 from tenancy.api_cache import data_changed
 from tenancy.audit import audit_record_for_user, client_ip
 from tenancy.auth_cache import access_changed
-from tenancy.models import ApiKey, Organization, Partner, RatePolicy, User
+from tenancy.models import ApiKey, Membership, Organization, Partner, PartnerMembership, RatePolicy, User
 
 
 @receiver(user_logged_in, dispatch_uid="tenancy.audit_login")
@@ -40,8 +40,8 @@ def _access_changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any
         access_changed()
 
 
-# Saving or deleting what decides access through the API drops the cached keys and organizations (auth_cache).
-for _model in (ApiKey, Organization, Partner, RatePolicy):
+# Saving or deleting what decides access drops the cached keys and organizations (auth_cache).
+for _model in (ApiKey, Organization, Partner, RatePolicy, Membership, PartnerMembership):
     post_save.connect(_access_changed, sender=_model, dispatch_uid=f"tenancy.access_saved.{_model.__name__}")
     post_delete.connect(_access_changed, sender=_model, dispatch_uid=f"tenancy.access_deleted.{_model.__name__}")
 

@@ -42,9 +42,7 @@ NEW_TICKET = {"subject": "Printer offline", "description": "Since this morning."
 @pytest.fixture
 def redis_site(redis_server: RedisServer, settings: Any) -> Iterator[RedisServer]:
     """The site with its cache and its broker in the private Redis."""
-    settings.CACHES = {
-        "default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": redis_server.url}
-    }
+    settings.CACHES = {"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": redis_server.url}}
     with celery_broker(redis_server.url):
         yield redis_server
 

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tenancy.auth_cache import GENERATION, key_entry, organization_entry
-from tenancy.models import ApiKey, Organization, Partner, RatePolicy
+from tenancy.models import ApiKey, Membership, Organization, Partner, RatePolicy
 from tenancy.secrets import token_hash
 from tenancy.services.api_keys import api_key_revoke
 
@@ -162,3 +162,20 @@ def test_the_generation_changes_again_when_the_change_commits(acme, django_captu
     for callback in callbacks:
         callback()
     assert cache.get(GENERATION) not in (None, at_save)
+
+
+def test_the_portal_reads_a_persons_organizations_from_the_cache_until_access_changes(client_for, alice, acme, initech):
+    client = client_for(alice)
+    assert client.get("/dashboard/").status_code == 200
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get("/dashboard/").status_code == 200
+    assert not any("my_role" in query["sql"] for query in captured.captured_queries)
+    membership = Membership.objects.create(user=alice, organization=initech, role="MEMBER")
+    assert client.post(f"/switch/{initech.slug}/").status_code == 302
+    response = client.get("/dashboard/")
+    assert response.wsgi_request.organization == initech
+    assert response.wsgi_request.membership_role == "MEMBER"
+    Membership.objects.filter(pk=membership.pk).update(role="ADMIN")
+    assert client.get("/dashboard/").wsgi_request.membership_role == "ADMIN"
+    membership.delete()
+    assert client.get("/dashboard/").wsgi_request.organization == acme

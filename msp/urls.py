@@ -18,15 +18,15 @@ admin.site.index_title = "Operations"
 # dozen providers' endpoints, most of which answer 500 without their own configuration.
 anymail_urls = ([path("sendgrid/inbound/", SendGridInboundView.as_view(), name="sendgrid_inbound_webhook")], "anymail")
 
-# Twilio's callbacks and the short links come first: they are the busiest routes, and URLs resolve in this order.
+# The busiest routes come first (Twilio's callbacks, short links, the API): URLs resolve in this order.
 urlpatterns = [
     re_path(r"^health/?$", health, name="health"),
     path("", include("sms.urls")),
+    path("api/", include("msp.api_urls")),
     path("admin/tickets/sla-report/", sla_report_page, name="staff-sla-report"),  # before the admin's catch-all
     path("admin/billing/revenue/", revenue_page, name="staff-billing-revenue"),
     path("admin/integrations/", include("integrations.urls_staff")),  # before the admin's catch-all
     path("admin/", admin.site.urls),
-    path("api/", include("msp.api_urls")),
     re_path(r"^webhooks/stripe/?$", stripe_webhook, name="stripe-webhook"),
     path("sandbox/stripe/", include("billing.urls")),
     path("anymail/", include(anymail_urls)),

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 
 from portal import nav
 from tenancy.models import Organization
@@ -61,5 +62,6 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         "is_owner": getattr(request, "is_owner", False),
         "brand": branding(organization),
         "main_menu": nav.main_menu.links_for(request) if show_menus else [],
-        "settings_menu": nav.settings_menu.links_for(request) if show_menus else [],
+        # Only the settings pages show it: built when a template first reads it.
+        "settings_menu": SimpleLazyObject(lambda: nav.settings_menu.links_for(request)) if show_menus else [],
     }

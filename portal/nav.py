@@ -10,15 +10,27 @@ Domain apps never import ``portal``; the portal side of an area registers its en
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 
 from portal.access import can_manage, is_owner
 
 Visible = Callable[[HttpRequest], bool]
+
+
+@functools.lru_cache(maxsize=256)
+def _address(url_name: str, prefix: str, urlconf: str) -> str | None:
+    """The path of a menu entry's page (None when it has no route): reversed once per site prefix and URL
+    configuration, since entries take no arguments and every page lists them."""
+    try:
+        return reverse(url_name, urlconf=urlconf)
+    except NoReverseMatch:
+        return None
 
 
 @dataclass(frozen=True)
@@ -39,28 +51,32 @@ class NavLink:
 class NavRegistry:
     def __init__(self) -> None:
         self._entries: dict[str, NavEntry] = {}
+        self._sorted: list[NavEntry] | None = None
 
     def register(self, label: str, url_name: str, order: int = 100, visible: Visible | None = None) -> NavEntry:
         """Add (or replace, keyed by ``url_name``) an entry; ``visible(request)`` decides per request."""
         entry = NavEntry(label=label, url_name=url_name, order=order, visible=visible)
         self._entries[url_name] = entry
+        self._sorted = None
         return entry
 
     def unregister(self, url_name: str) -> None:
         self._entries.pop(url_name, None)
+        self._sorted = None
 
     def entries(self) -> list[NavEntry]:
-        return sorted(self._entries.values(), key=lambda entry: (entry.order, entry.label))
+        if self._sorted is None:
+            self._sorted = sorted(self._entries.values(), key=lambda entry: (entry.order, entry.label))
+        return list(self._sorted)
 
     def links_for(self, request: HttpRequest) -> list[NavLink]:
         shown: list[tuple[NavEntry, str]] = []
         for entry in self.entries():
             if entry.visible is not None and not entry.visible(request):
                 continue
-            try:
-                shown.append((entry, reverse(entry.url_name)))
-            except NoReverseMatch:
-                continue
+            url = _address(entry.url_name, get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF)
+            if url is not None:
+                shown.append((entry, url))
         matching = [url for _, url in shown if request.path == url or (url != "/" and request.path.startswith(url))]
         # One current page: the most specific entry (/billing/invoices/ is Invoices, not also Billing).
         current = max(matching, key=len, default=None)

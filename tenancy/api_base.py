@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property, partial
 from typing import Any, Self
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -40,10 +42,15 @@ class Conflict(exceptions.APIException):
 
 @dataclass
 class TenantAccess:
-    organizations: QuerySet[Organization]
+    visible: Callable[[], QuerySet[Organization]]  # builds ``organizations`` when it is first read
     organization: Organization | None
     api_key: ApiKey | None
     role: str | None  # the person's membership role in ``organization`` (None for keys and partner admins)
+
+    @cached_property
+    def organizations(self) -> QuerySet[Organization]:
+        """Every organization the caller may see (a lazy queryset)."""
+        return self.visible()
 
     @property
     def is_partner_wide(self) -> bool:
@@ -91,18 +98,21 @@ def resolve_access(request: Request) -> TenantAccess:
     header = (request.META.get(ORG_HEADER) or "").strip()
     key = request.auth if isinstance(request.auth, ApiKey) else None
     role: str | None = None
+    visible: Callable[[], QuerySet[Organization]]
     if key is not None:
         if key.organization_id is not None:
-            organizations = Organization.objects.filter(pk=key.organization_id)
+            own = key.organization_id
+            visible = partial(Organization.objects.filter, pk=own)
             chosen: Organization | None = key.organization
             if header:
-                chosen = _pick_for_key(request, key, organizations, header)
+                chosen = _pick_for_key(request, key, visible(), header)
         else:
-            organizations = Organization.objects.filter(partner=key.partner)
-            chosen = _pick_for_key(request, key, organizations, header) if header else None
+            visible = partial(Organization.objects.filter, partner=key.partner)
+            chosen = _pick_for_key(request, key, visible(), header) if header else None
     else:
         user = request.user
-        organizations = Organization.objects.visible_to(user)
+        visible = partial(Organization.objects.visible_to, user)
+        organizations = visible()
         if header:
             chosen = _pick(organizations, header)
         else:
@@ -120,7 +130,7 @@ def resolve_access(request: Request) -> TenantAccess:
             )
     if chosen is not None and chosen.status == OrgStatus.SUSPENDED:
         raise OrganizationSuspended(chosen)
-    return TenantAccess(organizations=organizations, organization=chosen, api_key=key, role=role)
+    return TenantAccess(visible=visible, organization=chosen, api_key=key, role=role)
 
 
 def refuse_nul_in_query(request: Request) -> None:

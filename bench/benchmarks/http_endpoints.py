@@ -17,6 +17,11 @@ benchmarks keep 1,000,000 tickets of other organizations in it). Everything is m
 the tickets, which are written for each run and deleted afterwards (the ticket benchmarks expect the table to hold
 exactly their own rows), and what a run creates (questionnaires, their events and the jobs queued for them).
 
+The ticket and invoice lists are what a partner's system polling them meets: the same key and query again, so all
+but about one request a second is answered from the list cache (``API_LIST_CACHE_SECONDS``, ``tenancy/api_cache.py``)
+after the key, its organization and its rate are checked. The 1,000,000-ticket benchmark (``api_ticket_list``)
+measures the list's queries instead: its partner-wide lists are never reused.
+
 Each endpoint is asked once before it is measured, and its answer checked, so a misconfigured endpoint fails the run
 instead of measuring error pages. For each endpoint three rows: requests per second against the floor's (target:
 at least 40 %), the 99th percentile latency against a 100 ms budget, and the errors (responses of 400 or more and

@@ -1,12 +1,12 @@
 """Keel's URLs plus a bare view: the floor an HTTP benchmark is compared with on the same server."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver, include, path
 
 
-def bare(request: HttpRequest) -> HttpResponse:
-    """The least a Django view can do: the full middleware stack, no database, no cache, no template."""
-    return HttpResponse(b"ok", content_type="text/plain")
+def bare(request: HttpRequest) -> JsonResponse:
+    """The least a Django JSON view can do: the full middleware stack, no database, no cache, no template."""
+    return JsonResponse({"ok": True})
 
 
 urlpatterns: list[URLPattern | URLResolver] = [

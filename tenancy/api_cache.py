@@ -14,6 +14,7 @@ are never reused.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -23,9 +24,12 @@ from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
+from redis.exceptions import RedisError
 from rest_framework.response import Response
 
 from tenancy.models import ApiKey
+
+logger = logging.getLogger(__name__)
 
 
 def version_key(organization_id: Any) -> str:
@@ -33,7 +37,12 @@ def version_key(organization_id: Any) -> str:
 
 
 def _replace(organization_id: Any) -> None:
-    cache.set(version_key(organization_id), uuid.uuid4().hex, None)
+    """A new data version. A write never fails for want of the cache: while it is unreachable nothing is served
+    from it, and what it held expires within the reuse time."""
+    try:
+        cache.set(version_key(organization_id), uuid.uuid4().hex, None)
+    except (RedisError, OSError):
+        logger.warning("could not replace the data version of organization %s", organization_id, exc_info=True)
 
 
 class _ReplaceOnCommit:

@@ -506,7 +506,7 @@ def _endpoints(org: Any, owner: Any, key: str, cookies: list[str]) -> tuple[Endp
     ]
 
     def check_bare(port: int) -> None:
-        _expect("bare view", _ask(port, bare), 200, "ok", lambda h, b: b == b"ok")
+        _expect("bare view", _ask(port, bare), 200, '{"ok": true}', lambda h, b: _json(b) == {"ok": True})
 
     def check_tickets(port: int) -> None:
         _expect(

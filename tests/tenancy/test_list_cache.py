@@ -142,3 +142,14 @@ def test_a_transaction_replaces_the_version_at_once_and_once_more_on_commit(acme
     assert sorted(str(callback.organization_id) for callback in waiting) == sorted([str(acme.pk), str(globex.pk)])
     next(callback for callback in waiting if callback.organization_id == acme.pk)()
     assert cache.get(version_key(acme.pk)) not in (None, "before", during)
+
+
+def test_a_write_succeeds_while_the_cache_is_unreachable(acme, alice, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(cache, "set", unreachable)
+    ticket = ticket_create(organization=acme, subject="Printer jammed", requester=alice)
+    assert Ticket.objects.filter(pk=ticket.pk).exists()

@@ -4,11 +4,11 @@ A partner's systems poll ticket and invoice lists; building a page of 50 tickets
 the same bytes again a fraction of one. An answer is reused only for the same caller (API key or person), the same
 organization, the same path and query string and the same media type, and only while the organization's *data
 version* is unchanged: a token in the cache replaced whenever a row of that organization (or the organization
-itself) is saved or deleted, at once and again when the transaction commits. So a caller always sees its own
-changes, and anyone's changes made through Keel's models, on its next request. Changes made without signals (a
-queryset ``update``, ``bulk_create``) and figures computed at request time (the SLA clocks' ``remaining_seconds``)
-are at most the reuse time old. Lists across organizations (a partner key without ``X-Organization``) and errors
-are never reused.
+itself) is saved, at once and again when the transaction commits. So a caller always sees its own changes, and
+anyone's changes saved through Keel's models, on its next request. Deletions (tickets and invoices are closed and
+voided, not deleted), changes made without signals (a queryset ``update``, ``bulk_create``) and figures computed
+at request time (the SLA clocks' ``remaining_seconds``) are at most the reuse time old. Lists across organizations
+(a partner key without ``X-Organization``) and errors are never reused.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class _ReplaceOnCommit:
 
 
 def data_changed(organization_id: Any) -> None:
-    """A row of the organization changed: its data version is replaced now and when the transaction commits."""
+    """A row of the organization was saved: its data version is replaced now and when the transaction commits."""
     _replace(organization_id)
     connection = transaction.get_connection()
     if not connection.in_atomic_block:

@@ -47,7 +47,7 @@ for _model in (ApiKey, Organization, Partner, RatePolicy, Membership, PartnerMem
 
 
 def _data_changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
-    """Any row of an organization (or the organization itself) saved or deleted: its cached list answers go."""
+    """Any row of an organization (or the organization itself) saved: its cached list answers go."""
     if raw:
         return
     organization_id = instance.pk if sender is Organization else getattr(instance, "organization_id", None)
@@ -55,5 +55,6 @@ def _data_changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) 
         data_changed(organization_id)
 
 
+# Saves only: a delete receiver for every model would stop Django deleting any rows in bulk (it would load and
+# signal each one). Deleted rows leave the reused answers within API_LIST_CACHE_SECONDS.
 post_save.connect(_data_changed, dispatch_uid="tenancy.data_saved")
-post_delete.connect(_data_changed, dispatch_uid="tenancy.data_deleted")

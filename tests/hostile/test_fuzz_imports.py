@@ -23,25 +23,20 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Model
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sms.models import Campaign, ConsentEvent, Contact, SendingNumber, SendJob
 from sms.services.imports import MAX_BYTES
 from tenancy.models import Organization
 from tenancy.spreadsheets import FORMULA_STARTS, csv_text, neutralise
+from tests.hostile.fuzzing import FUZZ
 from tickets.attachments import ATTACHMENT_MAX_BYTES
 from tickets.models import Attachment, Comment, Ticket
 from tickets.services import attachment_add, ticket_create
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = settings(
-    max_examples=30,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 FEW = settings(FUZZ, max_examples=15)
 SCOPES = ("read", "write", "sms:read", "sms:write")
 IMPORT_TABLES = (Contact, ConsentEvent)

@@ -18,7 +18,7 @@ import pytest
 from django.core.cache import cache
 from django.db.models import Model
 from django.test import Client
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from billing.models import Subscription
@@ -26,16 +26,11 @@ from events.models import Event
 from qualification import scoring
 from qualification.models import Qualification
 from quotes.models import Quote, QuoteLine
+from tests.hostile.fuzzing import FUZZ
 from tests.quotes.conftest import PROSPECT, price_book, qualify  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = settings(
-    max_examples=30,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 FEW = settings(FUZZ, max_examples=20)
 
 # -- strategies ------------------------------------------------------------------------------------------------------

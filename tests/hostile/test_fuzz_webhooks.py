@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.db.models import Model
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.models import StripeEvent, Subscription
@@ -37,6 +37,7 @@ from sms.models import Campaign, ConsentEvent, Contact, DoNotContact, InboundMes
 from sms.models import StatusCallback as SmsStatusCallback
 from sms.services.contacts import contact_create
 from sms.signatures import twilio_signature
+from tests.hostile.fuzzing import FUZZ
 from tests.integrations.calendly.conftest import invitee
 from tests.integrations.ninjaone.conftest import activity
 from tickets.models import Attachment, Comment, QueuedEmail, Ticket
@@ -47,12 +48,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning"),
 ]
 
-FUZZ = settings(
-    max_examples=30,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 FEW = settings(FUZZ, max_examples=15)
 
 STRIPE_SECRET = "whsec_hostile_test"

@@ -18,7 +18,12 @@ from sms.links import is_bot
 from sms.models import Click, JobState, SendingNumber, SendJob, ShortLink, StatusCallback
 from sms.services.callbacks import Outcome, StatusResult, status_apply
 from tests.helpers import race
-from tests.sms.test_status_webhook import ACCOUNT, SITE, TOKEN, deliver, make_job, params
+from tests.sms.test_status_webhook import (
+    _twilio,  # noqa: F401  (autouse: the Twilio settings the callbacks are signed with)
+    deliver,
+    make_job,
+    params,
+)
 
 PHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 "
@@ -26,13 +31,6 @@ PHONE = (
 )
 EXPIRES = datetime(2026, 5, 1, 2, 0, tzinfo=UTC)
 POSTGRES = "postgresql"
-
-
-@pytest.fixture(autouse=True)
-def _twilio(settings: Any) -> None:
-    settings.TWILIO_AUTH_TOKEN = TOKEN
-    settings.TWILIO_ACCOUNT_SID = ACCOUNT
-    settings.SITE_URL = SITE
 
 
 def on(postgresql: int, sqlite: int) -> int:

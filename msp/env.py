@@ -41,6 +41,17 @@ def to_bool(value: str) -> bool:
     raise ValueError(f"expected one of {sorted(_TRUE | _FALSE)}, got {value!r}")
 
 
+def to_count_or_off(value: str) -> int | None:
+    """A count of zero or more, or None for ``off``."""
+    lowered = value.strip().lower()
+    if lowered == "off":
+        return None
+    count = int(lowered)
+    if count < 0:
+        raise ValueError(f"expected a count of 0 or more, or off, got {value!r}")
+    return count
+
+
 def to_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import connection
 
 from tenancy.models import ApiKey, AuditEvent, Invitation, Membership, Organization
+from tenancy.statements import statement_cursor
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def dashboard_figures(organization: Organization, *, now: datetime, recent_event
         "now": Invitation._meta.get_field("expires_at").get_db_prep_value(now, connection),
         "limit": recent_events,
     }
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(_statement(with_events), params)
         rows = cursor.fetchall()
     members, invitations, keys = rows[0][:3]

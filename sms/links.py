@@ -31,6 +31,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from sms.models import Click, ShortLink, SmsSettings
+from tenancy.statements import statement_cursor
 
 TOKEN = re.compile(r"[A-Za-z0-9_-]{1,16}")
 USER_AGENT_LIMIT = 400  # Click.user_agent's length
@@ -69,7 +70,7 @@ def click_record(*, token: str, user_agent: str, bot: bool, at: datetime) -> str
     """One click, at ``at``, on the link with ``token`` if it is valid then, in the link's organization; the URL it
     leads to. None, and nothing recorded, when no link has the token or it has expired."""
     when = connection.ops.adapt_datetimefield_value(at)
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(_CLICK_INSERT, [when, user_agent[:USER_AGENT_LIMIT], bot, token, when])
         row = cursor.fetchone()
     return None if row is None else row[0]

@@ -38,6 +38,7 @@ from sms.models import STATE_RANK, Contact, DncReason, JobState, SendJob, Status
 from sms.services.contacts import dnc_add
 from tenancy.errors import ServiceValidationError
 from tenancy.models import Organization
+from tenancy.statements import statement_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def _apply_at_once(callback: _Callback, target: JobState | None) -> StatusResult
         f"moved AS ({moved}) "
         'SELECT job."id", job."state", EXISTS (SELECT 1 FROM recorded), (SELECT "state" FROM moved) FROM job'
     )
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(sql, [callback.sid, callback.sid, callback.status, now, *values, *before])
         row = cursor.fetchone()
     if row is None:

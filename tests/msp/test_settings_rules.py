@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from msp.env import env, to_bool
+from msp.env import env, to_bool, to_count_or_off
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
@@ -87,6 +87,24 @@ def test_bad_boolean_names_the_variable(monkeypatch):
     monkeypatch.setenv("KEEL_TEST_FLAG", "perhaps")
     with pytest.raises(EnvValueError, match="KEEL_TEST_FLAG"):
         env("KEEL_TEST_FLAG", False, to_bool)
+
+
+COUNT_DEFAULT: int | None = 2
+
+
+@pytest.mark.parametrize(("raw", "count"), [("0", 0), ("2", 2), (" 7 ", 7), ("off", None), ("OFF", None)])
+def test_a_count_or_off(monkeypatch, raw, count):
+    monkeypatch.setenv("KEEL_TEST_COUNT", raw)
+    assert env("KEEL_TEST_COUNT", COUNT_DEFAULT, to_count_or_off) == count
+
+
+@pytest.mark.parametrize("raw", ["-1", "two", ""])
+def test_a_bad_count_names_the_variable(monkeypatch, raw):
+    from msp.env import EnvValueError
+
+    monkeypatch.setenv("KEEL_TEST_COUNT", raw)
+    with pytest.raises(EnvValueError, match="KEEL_TEST_COUNT"):
+        env("KEEL_TEST_COUNT", COUNT_DEFAULT, to_count_or_off)
 
 
 def test_check_deploy_is_clean_under_production_settings():

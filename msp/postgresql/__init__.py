@@ -1,0 +1,1 @@
+"""Keel's PostgreSQL backend: Django's, with a health check that costs no round trip (see ``base``)."""

@@ -2,8 +2,8 @@
 
 For each request to a view in the ``portal`` URL namespace (and namespaces nested in it) by a signed-in person:
 
-1. ``request.organizations``: the organizations they may see (members and partner admins), one query or none
-   (:func:`visible_organizations` keeps them in the cache until access changes);
+1. ``request.organizations``: the organizations they may see (members and partner admins), and whether they have
+   a second factor: two queries, or none while :func:`portal_access` has them in the cache (until access changes);
    ``request.organization``: the one chosen in the session (``session["organization_id"]``), else the first;
    ``request.membership_role``: their role there (``None`` for a partner admin who is not a member);
    ``request.is_partner_admin``, ``request.can_manage``, ``request.is_owner``, ``request.actor_role``
@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import zoneinfo
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlencode
 
@@ -56,14 +57,23 @@ def _set_defaults(request: PortalRequest) -> None:
     request.user_has_mfa = None
 
 
-def visible_organizations(user: User) -> list[Any]:
-    """The organizations ``user`` may see, by name, each with ``my_role`` and ``is_partner_admin``: cached under the
-    access generation (``tenancy.auth_cache``), which any change to an organization, a membership or a partner
-    admin replaces; one query otherwise."""
-    access = access_read([portal_entry(user.pk)], [])
-    cached = access.entries.get(portal_entry(user.pk))
-    if cached is not None:
-        return list(cached)
+@dataclass(frozen=True)
+class PortalAccess:
+    """What every portal page needs to know about the signed-in person before its view runs."""
+
+    organizations: list[Any]  # by name, each with ``my_role`` and ``is_partner_admin``
+    has_mfa: bool  # a confirmed authenticator app
+
+
+def portal_access(user: User) -> PortalAccess:
+    """The organizations ``user`` may see and whether they have a second factor: cached under the access generation
+    (``tenancy.auth_cache``), which any change to an organization, a membership, a partner admin or an
+    authenticator device replaces; two queries otherwise."""
+    name = portal_entry(user.pk)
+    access = access_read([name], [])
+    cached = access.entries.get(name)
+    if isinstance(cached, PortalAccess):
+        return cached
     role = Membership.objects.filter(user=user, organization=OuterRef("pk")).values("role")[:1]
     partner_admin = PartnerMembership.objects.filter(user=user, partner=OuterRef("partner"))
     organizations = list(
@@ -73,15 +83,18 @@ def visible_organizations(user: User) -> list[Any]:
         .annotate(my_role=Subquery(role), is_partner_admin=Exists(partner_admin))
         .order_by("name", "pk")
     )
-    access.store(portal_entry(user.pk), organizations)
-    return organizations
+    found = PortalAccess(organizations=organizations, has_mfa=has_mfa(user))
+    access.store(name, found)
+    return found
 
 
 def resolve_organization(request: HttpRequest) -> Organization | None:
     """Fill in the organization attributes of ``request`` for the signed-in user (one query, or none when cached)."""
     portal_request = cast(PortalRequest, request)
-    organizations = visible_organizations(cast(User, request.user))
+    known = portal_access(cast(User, request.user))
+    organizations = list(known.organizations)
     portal_request.organizations = organizations
+    portal_request.user_has_mfa = known.has_mfa
     if not organizations:
         return None
     wanted = str(request.session.get(SESSION_ORG_KEY, ""))
@@ -109,7 +122,8 @@ def mfa_step(request: HttpRequest) -> str | None:
     if is_verified is not None and is_verified():
         portal_request.user_has_mfa = True
         return None
-    portal_request.user_has_mfa = has_mfa(user)
+    if portal_request.user_has_mfa is None:  # not known from the cached portal access
+        portal_request.user_has_mfa = has_mfa(user)
     if portal_request.user_has_mfa:
         return MFA_STEP_VERIFY
     organizations = getattr(request, "organizations", None)

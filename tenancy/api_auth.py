@@ -18,13 +18,15 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
+from tenancy.api_cache import reuse_names
 from tenancy.audit import client_ip
 from tenancy.auth_cache import access_read, key_entry, organization_entry
+from tenancy.counters import count_hit
 from tenancy.models import ApiKey, Organization, Partner, RatePolicy
 from tenancy.secrets import token_hash
 from tenancy.services.api_keys import KEY_PREFIX, api_key_lookup, api_key_touch
 from tenancy.services.mfa import second_factor_owed
-from tenancy.throttle import AttemptLimit, count_hit
+from tenancy.throttle import AttemptLimit
 
 
 @dataclass
@@ -63,14 +65,21 @@ class ApiKeyAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid API key.") from exc
-        # The key, the organization X-Organization names and this address's refused keys: one cache round trip.
+        # One cache round trip: the key, the organization X-Organization names, this address's refused keys, the
+        # request counted against the key's rate, and a list answer the request may reuse.
         failures = api_key_failures()
         ip = client_ip(request)
         counter, bucket = failures.counter(ip) if ip else ("", 0)
         hashed = token_hash(raw) if raw.startswith(KEY_PREFIX) else ""
         named = organization_header(request)
         entries = [key_entry(hashed), *([organization_entry(hashed, named)] if named else [])] if hashed else []
-        access = access_read(entries, [counter] if counter else [])
+        rate = ApiKeyRateThrottle().counter_for(hashed) if hashed else None
+        access = access_read(
+            entries,
+            [*([counter] if counter else []), *(reuse_names(request, hashed, named) if hashed else [])],
+            [rate] if rate else [],
+        )
+        request.keel_counted = {rate[0]: access.values[rate[0]]} if rate else {}  # type: ignore[attr-defined]
         retry_after = failures.retry_after_count(access.values.get(counter), bucket) if counter else None
         if retry_after:
             raise exceptions.Throttled(
@@ -127,7 +136,7 @@ class VerifiedSessionAuthentication(SessionAuthentication):
 
 class FixedWindowThrottle(SimpleRateThrottle):
     """DRF's rates (``"600/min"``), counted in fixed windows of the rate's length on the UTC clock (a minute window
-    starts at :00 seconds): one atomic increment per request (:func:`~tenancy.throttle.count_hit`), however high the
+    starts at :00 seconds): one atomic increment per request (:func:`~tenancy.counters.count_hit`), however high the
     rate. DRF's own throttle keeps the time of every request in the window in one cache entry that it reads and
     writes whole on each request, which at thousands of requests a minute costs more than the request. A client
     may make up to twice the rate across the edge of a window. A refused request is taken back off the count, so
@@ -155,7 +164,10 @@ class FixedWindowThrottle(SimpleRateThrottle):
             return True
         now = self.timer()
         counter, start = self.window_counter(ident_key, now)
-        if count_hit(counter, self.duration + 60) <= self.num_requests:
+        used = (getattr(request, "keel_counted", None) or {}).get(counter)  # counted already by authentication
+        if used is None:
+            used = count_hit(counter, self.duration + 60)
+        if used <= self.num_requests:
             return True
         with contextlib.suppress(ValueError):
             self.cache.decr(counter)
@@ -178,7 +190,19 @@ class ApiKeyRateThrottle(FixedWindowThrottle):
         return super().allow_request(request, view)
 
     def key_cache_key(self, key: ApiKey) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": f"key:{key.pk}"}
+        return self.hash_cache_key(key.key_hash)
+
+    def hash_cache_key(self, key_hash: str) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": f"key:{key_hash}"}
+
+    def counter_for(self, key_hash: str) -> tuple[str, int] | None:
+        """The counter of the key with ``key_hash`` in the current window and its timeout, for authentication to
+        count the request in its own cache round trip; None when no rate is set. Every request made with the key
+        counts, those then refused for a scope the key lacks included."""
+        if self.rate is None or self.duration is None:
+            return None
+        counter, _ = self.window_counter(self.hash_cache_key(key_hash), self.timer())
+        return counter, self.duration + 60
 
     def get_cache_key(self, request: Request | HttpRequest, view: Any) -> str | None:
         auth = getattr(request, "auth", None)
@@ -355,7 +379,7 @@ def policy_usage(scope: RateScope, now: float | None = None) -> list[WindowUsage
 class RatePolicyThrottle(BaseThrottle):
     """Requests of API keys a :class:`~tenancy.models.RatePolicy` governs, counted per :class:`RateScope` (one
     organization's keys, or a partner's own keys) in fixed UTC windows (minute, hour, day) in the Django cache:
-    :func:`~tenancy.throttle.count_hit` counts the request atomically (Redis INCR in production), so concurrent
+    :func:`~tenancy.counters.count_hit` counts the request atomically (Redis INCR in production), so concurrent
     workers never both take the last request.
 
     Over any limit, the request is refused with 429 and ``Retry-After``: the seconds until the exceeded window (the

@@ -82,13 +82,15 @@ def _pick(organizations: QuerySet[Organization], ident: str) -> Organization:
     return org
 
 
-def _pick_for_key(request: Request, key: ApiKey, organizations: QuerySet[Organization], header: str) -> Organization:
+def _pick_for_key(
+    request: Request, key: ApiKey, organizations: Callable[[], QuerySet[Organization]], header: str
+) -> Organization:
     """The organization ``header`` names among the key's: cached with the key (``tenancy.auth_cache``)."""
     access: AccessRead | None = getattr(request, "keel_access", None)
     name = organization_entry(key.key_hash, header)
     chosen = access.entries.get(name) if access is not None else None
     if chosen is None:
-        chosen = _pick(organizations, header)
+        chosen = _pick(organizations(), header)
         if access is not None:
             access.store(name, chosen)
     return chosen
@@ -105,10 +107,10 @@ def resolve_access(request: Request) -> TenantAccess:
             visible = partial(Organization.objects.filter, pk=own)
             chosen: Organization | None = key.organization
             if header:
-                chosen = _pick_for_key(request, key, visible(), header)
+                chosen = _pick_for_key(request, key, visible, header)
         else:
-            visible = partial(Organization.objects.filter, partner=key.partner)
-            chosen = _pick_for_key(request, key, visible(), header) if header else None
+            visible = partial(Organization.objects.filter, partner_id=key.partner_id)
+            chosen = _pick_for_key(request, key, visible, header) if header else None
     else:
         user = request.user
         visible = partial(Organization.objects.visible_to, user)

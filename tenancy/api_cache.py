@@ -2,7 +2,7 @@
 
 A partner's systems poll ticket and invoice lists; building a page of 50 tickets costs tens of milliseconds, sending
 the same bytes again a fraction of one. An answer is reused only for the same caller (API key or person), the same
-organization, the same path and query string and the same media type, and only while the organization's *data
+organization, the same path and query string and the same ``Accept`` header, and only while the organization's *data
 version* is unchanged: a token in the cache replaced whenever a row of that organization (or the organization
 itself) is saved, at once and again when the transaction commits. So a caller always sees its own changes, and
 anyone's changes saved through Keel's models, on its next request. Deletions (tickets and invoices are closed and
@@ -77,6 +77,31 @@ def _current_version(organization_id: Any, found: dict[str, Any]) -> str:
     return str(version)
 
 
+def _answer_name(caller: str, scope: str, request: Any) -> str:
+    what = f"{caller}|{scope}|{request.META.get('HTTP_ACCEPT', '')}|{request.get_full_path()}"
+    return "api-list:" + hashlib.sha256(what.encode()).hexdigest()
+
+
+# The organization each API key (by hash) and X-Organization header acted for when this process last answered one
+# of its lists: authentication reads that organization's data version and the answer in its own round trip, so a
+# reused answer costs no further one. Only a guess: the answer is used only if the request turns out to act for that
+# organization. Kept small: forgotten whole when full.
+_acted_for: dict[tuple[str, str], Any] = {}
+_ACTED_FOR_KEPT = 1024
+
+
+def reuse_names(request: Any, key_hash: str, header: str) -> list[str]:
+    """What an API key's request may reuse, for authentication to read along with the key: the data version of the
+    organization the key acted for last time and the answer to this request (none for writes, or when this process
+    has not yet answered the key)."""
+    if request.method != "GET" or settings.API_LIST_CACHE_SECONDS <= 0:
+        return []
+    organization_id = _acted_for.get((key_hash, header))
+    if organization_id is None:
+        return []
+    return [version_key(organization_id), _answer_name(f"key:{key_hash}", header, request)]
+
+
 def cached_list(view: Any, build: Callable[[], Response]) -> HttpResponseBase:
     """``build()``'s answer for the view's request, or the same bytes built for the same request less than
     ``API_LIST_CACHE_SECONDS`` ago while the organization's data stayed the same. Call it from a list action, after
@@ -87,19 +112,27 @@ def cached_list(view: Any, build: Callable[[], Response]) -> HttpResponseBase:
     renderer = getattr(request, "accepted_renderer", None)
     if seconds <= 0 or organization is None or getattr(renderer, "format", None) != "json":
         return build()
-    caller = f"key:{request.auth.pk}" if isinstance(request.auth, ApiKey) else f"user:{request.user.pk}"
-    what = f"{caller}|{organization.pk}|{request.accepted_media_type}|{request.get_full_path()}"
-    name = "api-list:" + hashlib.sha256(what.encode()).hexdigest()
-    found = cache.get_many([version_key(organization.pk), name])
+    if isinstance(request.auth, ApiKey):
+        header = (request.META.get("HTTP_X_ORGANIZATION") or "").strip()
+        name = _answer_name(f"key:{request.auth.key_hash}", header, request)
+        if len(_acted_for) >= _ACTED_FOR_KEPT:
+            _acted_for.clear()
+        _acted_for[(request.auth.key_hash, header)] = organization.pk
+    else:
+        name = _answer_name(f"user:{request.user.pk}", f"organization:{organization.pk}", request)
+    version_name = version_key(organization.pk)
+    read = getattr(request, "keel_access", None)
+    read_already = read.values if read is not None and version_name in read.values and name in read.values else None
+    found = read_already if read_already is not None else cache.get_many([version_name, name])
     version = _current_version(organization.pk, found)
     entry = found.get(name)
-    if isinstance(entry, tuple) and len(entry) == 3 and entry[0] == version:
-        return HttpResponse(entry[2], content_type=entry[1])
+    if isinstance(entry, tuple) and len(entry) == 4 and entry[0] == str(organization.pk) and entry[1] == version:
+        return HttpResponse(entry[3], content_type=entry[2])
     response = build()
     if response.status_code == 200:
 
         def keep(rendered: Any) -> None:
-            cache.set(name, (version, rendered["Content-Type"], rendered.content), seconds)
+            cache.set(name, (str(organization.pk), version, rendered["Content-Type"], rendered.content), seconds)
 
         response.add_post_render_callback(keep)
     return response

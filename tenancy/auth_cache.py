@@ -11,17 +11,21 @@ written without a new generation (it changes nothing about access): the key's en
 instead.
 
 One cache round trip reads the generation, the key's entry, the header's organization and the caller's count of
-refused keys together (:func:`access_read`).
+refused keys together, counts the request against the key's rate, and fetches a list answer the request may be
+about to reuse (:func:`access_read`).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
+
+from tenancy.counters import read_and_count
 
 GENERATION = "access:generation"
 ENTRY_SECONDS = 300
@@ -65,10 +69,11 @@ class AccessRead:
         self.entries[name] = value
 
 
-def access_read(entries: list[str], values: list[str]) -> AccessRead:
-    """The generation, ``entries`` still of it, and ``values``: one cache round trip (two when the generation has
-    to be started)."""
-    got = cache.get_many([GENERATION, *entries, *values])
+def access_read(entries: list[str], values: list[str], counters: Sequence[tuple[str, int]] = ()) -> AccessRead:
+    """The generation, ``entries`` still of it, and ``values``; and ``counters`` (name, timeout) each counted once
+    (:func:`~tenancy.counters.read_and_count`), their new values among ``values``. One cache round trip (two when
+    the generation has to be started)."""
+    got, counts = read_and_count([GENERATION, *entries, *values], counters)
     generation = got.get(GENERATION)
     if generation is None:
         generation = uuid.uuid4().hex
@@ -79,4 +84,6 @@ def access_read(entries: list[str], values: list[str]) -> AccessRead:
         entry = got.get(name)
         if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == generation:
             current[name] = entry[1]
-    return AccessRead(generation=generation, entries=current, values={name: got.get(name) for name in values})
+    return AccessRead(
+        generation=generation, entries=current, values={**{name: got.get(name) for name in values}, **counts}
+    )

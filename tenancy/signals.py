@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenancy.api_cache import data_changed
 from tenancy.audit import audit_record_for_user, client_ip
@@ -40,8 +41,9 @@ def _access_changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any
         access_changed()
 
 
-# Saving or deleting what decides access drops the cached keys and organizations (auth_cache).
-for _model in (ApiKey, Organization, Partner, RatePolicy, Membership, PartnerMembership):
+# Saving or deleting what decides access drops the cached keys and organizations (auth_cache); an authenticator
+# device decides whether a person owes a second factor.
+for _model in (ApiKey, Organization, Partner, RatePolicy, Membership, PartnerMembership, TOTPDevice):
     post_save.connect(_access_changed, sender=_model, dispatch_uid=f"tenancy.access_saved.{_model.__name__}")
     post_delete.connect(_access_changed, sender=_model, dispatch_uid=f"tenancy.access_deleted.{_model.__name__}")
 

@@ -11,32 +11,10 @@ import math
 import time
 from dataclasses import dataclass
 
-from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache import cache
 from django.http import HttpRequest
 
 from tenancy.audit import client_ip
-
-
-def count_hit(key: str, timeout: int) -> int:
-    """Add one to the counter ``key`` (created at 1, kept ``timeout`` seconds) and return its new value, atomically:
-    with Redis one round trip (INCR and EXPIRE in a pipeline), with another cache ``add`` or ``incr``. The key names
-    one window, so renewing its expiry on each hit never keeps a count past its window's end plus ``timeout``."""
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        name = backend.make_and_validate_key(key)
-        pipeline = backend._cache.get_client(name, write=True).pipeline(transaction=False)
-        pipeline.incr(name)
-        pipeline.expire(name, timeout)
-        used, _ = pipeline.execute()
-        return int(used)
-    if cache.add(key, 1, timeout):
-        return 1
-    try:
-        return int(cache.incr(key))
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout)
-        return 1
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -49,3 +50,12 @@ def admin_client(user: Any, code: str = "abcd1234") -> Client:
         {"username": user.email, "password": PASSWORD, "otp_device": device.persistent_id, "otp_token": code},
     )
     return client
+
+
+def local_redis_url() -> str | None:
+    """A Redis database for tests that need the real cache (db 14 on localhost), or None when no Redis answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return "redis://127.0.0.1:6379/14"
+    except OSError:
+        return None

@@ -363,15 +363,20 @@ def _partner_key(partner: Any) -> str:
 
 
 def _session_cookies(owner: Any) -> list[str]:
-    """Cookies of ``SESSIONS`` signed-in sessions of ``owner`` (what a browser sends after signing in)."""
+    """Cookies of ``SESSIONS`` signed-in sessions of ``owner``: what a browser sends after signing in and seeing a
+    page, the session and the CSRF cookie its forms set."""
     from django.conf import settings
     from django.test import Client
 
     cookies = []
     for _ in range(SESSIONS):
-        client = Client()
+        client = Client(HTTP_HOST=LOOPBACK)
         client.force_login(owner, backend="django.contrib.auth.backends.ModelBackend")
-        cookies.append(f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}")
+        page = client.get("/dashboard/")  # sets the CSRF cookie, as the sign-in page does for a browser
+        if page.status_code != 200:
+            raise RuntimeError(f"dashboard: {page.status_code} for a signed-in session, not 200")
+        names = [settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME]
+        cookies.append("; ".join(f"{name}={client.cookies[name].value}" for name in names))
     return cookies
 
 
@@ -382,7 +387,7 @@ def _sessions_delete(cookies: list[str]) -> None:
 
     store = import_module(settings.SESSION_ENGINE).SessionStore
     for cookie in cookies:
-        store(cookie.partition("=")[2]).delete()
+        store(cookie.partition(";")[0].partition("=")[2]).delete()
 
 
 def _submissions_delete() -> list[str]:

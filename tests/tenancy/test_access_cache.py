@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenancy.auth_cache import GENERATION, key_entry, organization_entry
 from tenancy.models import ApiKey, Membership, Organization, Partner, RatePolicy
@@ -179,3 +180,18 @@ def test_the_portal_reads_a_persons_organizations_from_the_cache_until_access_ch
     assert client.get("/dashboard/").wsgi_request.membership_role == "ADMIN"
     membership.delete()
     assert client.get("/dashboard/").wsgi_request.organization == acme
+
+
+def test_the_portal_knows_a_persons_second_factor_from_the_cache_until_a_device_changes(client_for, alice, acme):
+    client = client_for(alice)
+    assert client.get("/dashboard/").wsgi_request.user_has_mfa is False
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get("/dashboard/").status_code == 200
+    assert not any("otp_totp_totpdevice" in query["sql"] for query in captured.captured_queries)
+    device = TOTPDevice.objects.create(user=alice, name="Authenticator app", confirmed=True)
+    # A new confirmed device: the next page asks for its code instead of showing the dashboard.
+    assert client.get("/dashboard/")["Location"].startswith("/login/verify")
+    device.delete()
+    response = client.get("/dashboard/")
+    assert response.status_code == 200
+    assert response.wsgi_request.user_has_mfa is False

@@ -3,20 +3,25 @@ and never once the organization's data changed."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis.connection
 import time_machine
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection
 from django.db.models.deletion import Collector
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.services.invoices import invoice_create
 from sms.models import Click
+from tenancy.api_auth import ApiKeyRateThrottle
 from tenancy.api_cache import _ReplaceOnCommit, version_key
+from tests.helpers import local_redis_url
 from tickets.models import Ticket
 from tickets.services import ticket_create
 
@@ -168,3 +173,83 @@ def test_a_write_succeeds_while_the_cache_is_unreachable(acme, alice, monkeypatc
     monkeypatch.setattr(cache, "set", unreachable)
     ticket = ticket_create(organization=acme, subject="Printer jammed", requester=alice)
     assert Ticket.objects.filter(pk=ticket.pk).exists()
+
+
+# -- on Redis: authentication's round trip brings the answer along ---------------------------------------------------
+
+
+@pytest.fixture
+def redis_cache() -> Any:
+    url = local_redis_url()
+    if url is None:
+        pytest.skip("needs Redis on localhost:6379")
+    prefix = f"list-cache-test-{uuid.uuid4().hex}"  # keys of their own, whatever else uses the database
+    with override_settings(
+        CACHES={"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": prefix}}
+    ):
+        yield
+        client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+
+
+@pytest.fixture
+def round_trips(monkeypatch: Any) -> list[bytes]:
+    """Every command or pipeline sent to Redis, as sent."""
+    sent: list[bytes] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> Any:
+        sent.append(b"".join(command) if isinstance(command, list) else command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
+@pytest.mark.parametrize("path", [TICKETS, INVOICES])
+def test_a_reused_answer_takes_one_redis_round_trip_and_no_query(
+    acme, alice, summit, api, api_key_for, redis_cache, round_trips, path
+):
+    ticket_create(organization=acme, subject="Printer jammed", requester=alice)
+    partner = api(api_key_for(partner=summit, scopes=SCOPES)[1], "acme")
+    first = partner.get(path)
+    assert first.status_code == 200
+    round_trips.clear()
+    again, queries = count_queries(partner, path)
+    assert again.status_code == 200
+    assert again.content == first.content
+    assert queries == 0
+    assert len(round_trips) == 1  # the key, its organization, its rate and the answer together
+
+
+def test_a_change_between_requests_is_seen_on_redis(acme, alice, acme_client, redis_cache):
+    ticket = ticket_create(organization=acme, subject="Printer jammed", requester=alice)
+    assert subjects(acme_client) == ["Printer jammed"]
+    assert subjects(acme_client) == ["Printer jammed"]
+    ticket.subject = "Printer on fire"
+    ticket.save()
+    assert subjects(acme_client) == ["Printer on fire"]
+
+
+def test_the_same_key_for_another_organization_gets_that_organizations_list(
+    acme, initech, alice, summit, api, api_key_for, redis_cache
+):
+    ticket_create(organization=acme, subject="Acme ticket", requester=alice)
+    ticket_create(organization=initech, subject="Initech ticket")
+    raw = api_key_for(partner=summit, scopes=SCOPES)[1]
+    assert subjects(api(raw, "acme")) == subjects(api(raw, "acme")) == ["Acme ticket"]
+    assert subjects(api(raw, "initech")) == subjects(api(raw, "initech")) == ["Initech ticket"]
+    assert subjects(api(raw, "acme")) == ["Acme ticket"]
+
+
+def test_the_rate_is_counted_in_the_same_round_trip_and_still_refuses(
+    acme, acme_client, redis_cache, round_trips, monkeypatch
+):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "3/min", "public": "60/min"})
+    with time_machine.travel(datetime(2026, 3, 2, 9, 0, 10, tzinfo=UTC), tick=False):
+        statuses = [acme_client.get(TICKETS).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    counts = [sent for sent in round_trips if b"INCRBY" in sent]
+    assert len(counts) == 5  # four requests and the refused one taken back off
+    assert sum(b"MGET" in sent for sent in counts) == 4  # each counted along with the key's read

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,8 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from tenancy.api_auth import ApiKeyRateThrottle, PublicRateThrottle
-from tenancy.throttle import count_hit
+from tenancy.counters import count_hit
+from tests.helpers import local_redis_url
 
 START = datetime(2026, 3, 2, 10, 0, 50, tzinfo=UTC)  # 10 seconds before a minute ends
 ME = "/api/auth/me"
@@ -52,17 +52,9 @@ def test_the_public_rate_counts_per_address_per_window(db, monkeypatch):
         assert first.get("/api/qualify/status/x").status_code == 404
 
 
-def _redis_url() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return "redis://127.0.0.1:6379/14"
-    except OSError:
-        return None
-
-
-@pytest.mark.skipif(_redis_url() is None, reason="needs Redis on localhost:6379")
+@pytest.mark.skipif(local_redis_url() is None, reason="needs Redis on localhost:6379")
 def test_count_hit_on_redis_counts_atomically_and_expires():
-    with override_settings(CACHES={"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": _redis_url()}}):
+    with override_settings(CACHES={"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": local_redis_url()}}):
         cache.delete("count-hit-test")
         assert [count_hit("count-hit-test", 30) for _ in range(3)] == [1, 2, 3]
         assert cache.get("count-hit-test") == 3
@@ -72,9 +64,9 @@ def test_count_hit_on_redis_counts_atomically_and_expires():
         cache.delete("count-hit-test")
 
 
-@pytest.mark.skipif(_redis_url() is None, reason="needs Redis on localhost:6379")
+@pytest.mark.skipif(local_redis_url() is None, reason="needs Redis on localhost:6379")
 def test_the_redis_cache_keeps_one_client_per_pool():
-    with override_settings(CACHES={"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": _redis_url()}}):
+    with override_settings(CACHES={"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": local_redis_url()}}):
         backend: Any = caches["default"]
         assert backend._cache.get_client("a") is backend._cache.get_client("b", write=True)
         cache.set("client-test", {"n": 1}, 5)

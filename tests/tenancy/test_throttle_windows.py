@@ -12,7 +12,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from tenancy.api_auth import ApiKeyRateThrottle, PublicRateThrottle
-from tenancy.counters import count_hit
+from tenancy.counters import count_hit, read_and_count
 from tests.helpers import local_redis_url
 
 START = datetime(2026, 3, 2, 10, 0, 50, tzinfo=UTC)  # 10 seconds before a minute ends
@@ -72,3 +72,24 @@ def test_the_redis_cache_keeps_one_client_per_pool():
         cache.set("client-test", {"n": 1}, 5)
         assert cache.get("client-test") == {"n": 1}
         cache.delete("client-test")
+
+
+@pytest.mark.skipif(local_redis_url() is None, reason="needs Redis on localhost:6379")
+def test_read_and_count_on_redis_reads_values_and_counts():
+    with override_settings(CACHES={"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": local_redis_url()}}):
+        cache.delete_many(["rc-count", "rc-other", "rc-value", "rc-missing"])
+        cache.set("rc-value", {"n": 1}, 30)
+        found, counts = read_and_count(["rc-value", "rc-missing"], [("rc-count", 30), ("rc-other", 60)])
+        assert found == {"rc-value": {"n": 1}}
+        assert counts == {"rc-count": 1, "rc-other": 1}
+        assert read_and_count([], [("rc-count", 30)]) == ({}, {"rc-count": 2})
+        backend: Any = caches["default"]
+        ttl = backend._cache.get_client("rc-other").ttl(backend.make_and_validate_key("rc-other"))
+        assert 30 < ttl <= 60
+        cache.delete_many(["rc-count", "rc-other", "rc-value"])
+
+
+def test_read_and_count_without_redis(db):
+    cache.set("rc-value", 7, 30)
+    assert read_and_count(["rc-value", "rc-missing"], [("rc-count", 30)]) == ({"rc-value": 7}, {"rc-count": 1})
+    assert read_and_count(["rc-value"], []) == ({"rc-value": 7}, {})

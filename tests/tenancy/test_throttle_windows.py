@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis.connection
+import redis.exceptions
 import time_machine
 from django.core.cache import cache, caches
 from django.test import override_settings
@@ -93,3 +95,33 @@ def test_read_and_count_without_redis(db):
     cache.set("rc-value", 7, 30)
     assert read_and_count(["rc-value", "rc-missing"], [("rc-count", 30)]) == ({"rc-value": 7}, {"rc-count": 1})
     assert read_and_count(["rc-value"], []) == ({"rc-value": 7}, {})
+
+
+@pytest.mark.skipif(local_redis_url() is None, reason="needs Redis on localhost:6379")
+def test_read_and_count_tries_a_dropped_connection_once_more(monkeypatch):
+    with override_settings(CACHES={"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": local_redis_url()}}):
+        cache.delete("rc-retry")
+        original = redis.connection.AbstractConnection.send_packed_command
+        failures = iter([redis.exceptions.ConnectionError("Connection closed by server.")])
+
+        def flaky(self: Any, command: Any, check_health: bool = True) -> Any:
+            failure = next(failures, None)
+            if failure is not None:
+                raise failure
+            return original(self, command, check_health)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", flaky)
+        assert read_and_count([], [("rc-retry", 30)]) == ({}, {"rc-retry": 1})
+        cache.delete("rc-retry")
+
+
+@pytest.mark.skipif(local_redis_url() is None, reason="needs Redis on localhost:6379")
+def test_an_error_reply_leaves_no_reply_unread_for_the_next_caller():
+    with override_settings(CACHES={"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": local_redis_url()}}):
+        cache.set("rc-text", "not a number", 30)
+        cache.set("rc-value", 5, 30)
+        with pytest.raises(redis.exceptions.ResponseError):
+            read_and_count(["rc-value"], [("rc-text", 30), ("rc-after", 30)])
+        assert read_and_count(["rc-value"], []) == ({"rc-value": 5}, {})
+        assert cache.get("rc-value") == 5
+        cache.delete_many(["rc-text", "rc-value", "rc-after"])

@@ -301,6 +301,29 @@ def _decimal_patterns(node: Any) -> None:
             _decimal_patterns(value)
 
 
+# A character Python's str.strip() keeps, in a pattern that reads the same in JSON Schema's (ECMAScript) regular
+# expressions and in Python's: \s alone differs between them (Python also counts \x1c-\x1f and \x85).
+NON_BLANK = r"[^\s\x1c-\x1f\x85]"
+
+
+def _non_blank_patterns(node: Any) -> None:
+    """Request text that may not be blank (``minLength`` 1 or more) is trimmed before that check, as DRF's
+    ``CharField`` does, so whitespace alone is refused: said as a pattern, "holds a character that is not
+    whitespace", on each such string that has no pattern, format or choices of its own."""
+    if isinstance(node, dict):
+        if (
+            node.get("type") == "string"
+            and node.get("minLength", 0) >= 1
+            and not {"pattern", "format", "enum"} & node.keys()
+        ):
+            node["pattern"] = NON_BLANK
+        for value in node.values():
+            _non_blank_patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            _non_blank_patterns(value)
+
+
 def _requires_properties(body: dict[str, Any], components: dict[str, Any]) -> bool:
     for media in body.get("content", {}).values():
         schema = media.get("schema", {})
@@ -314,13 +337,16 @@ def _requires_properties(body: dict[str, Any], components: dict[str, Any]) -> bo
 def document_error_responses(result: dict[str, Any], **_: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: adds the error responses the API conventions promise (400 bad input,
     401/403/404 for protected operations, 429 everywhere) where a view did not describe its own, and the JSON body
-    of every error response, so the schema names each status an operation may answer with. Also states two input
-    rules that hold everywhere: an empty optional query parameter counts as not given, and decimals need a digit."""
+    of every error response, so the schema names each status an operation may answer with. Also states three input
+    rules that hold everywhere: an empty optional query parameter counts as not given, decimals need a digit, and
+    text that may not be blank may not be whitespace alone either."""
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components.update(ERROR_SCHEMAS)
     for name, component in components.items():
         if component.pop(UNKNOWN_FIELDS_REFUSED, False) and name.endswith("Request"):
             component["additionalProperties"] = False
+        if name.endswith("Request"):
+            _non_blank_patterns(component)
     _decimal_patterns(result)
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():

@@ -376,3 +376,26 @@ def test_concurrent_callbacks_of_one_message_through_the_webhook_end_delivered(a
     job.refresh_from_db()
     assert job.state == JobState.DELIVERED
     assert sorted(StatusCallback.objects.values_list("status", flat=True)) == ["delivered", "sent"]
+
+
+def test_the_form_is_read_as_django_reads_it(client, job):
+    form = params(job.provider_sid, "delivered", ErrorMessage="Café \u2013 ok")
+    assert deliver(client, form).status_code == 200  # UTF-8, percent-encoded
+    job.refresh_from_db()
+    assert job.state == JobState.DELIVERED
+
+
+def test_a_multipart_callback_is_read_too(client, job):
+    form = params(job.provider_sid, "delivered")
+    signature = twilio_signature(SITE + PATH, form, TOKEN)
+    assert client.post(PATH, form, HTTP_X_TWILIO_SIGNATURE=signature).status_code == 200  # multipart/form-data
+    job.refresh_from_db()
+    assert job.state == JobState.DELIVERED
+
+
+def test_too_many_fields_are_a_400(client, job, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    response = deliver(client, params(job.provider_sid, "delivered"))
+    assert response.status_code == 400
+    job.refresh_from_db()
+    assert job.state == JobState.SENT

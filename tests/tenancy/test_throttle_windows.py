@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ import redis.connection
 import redis.exceptions
 import time_machine
 from django.core.cache import cache, caches
+from django.core.cache.backends.base import CacheKeyWarning
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -125,3 +127,16 @@ def test_an_error_reply_leaves_no_reply_unread_for_the_next_caller():
         assert read_and_count(["rc-value"], []) == ({"rc-value": 5}, {})
         assert cache.get("rc-value") == 5
         cache.delete_many(["rc-text", "rc-value", "rc-after"])
+
+
+@pytest.mark.skipif(local_redis_url() is None, reason="needs Redis on localhost:6379")
+def test_the_redis_cache_takes_any_key_and_the_test_cache_still_warns():
+    long_key = "key with spaces " + "x" * 300
+    redis_cache = {"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": local_redis_url()}}
+    with override_settings(CACHES=redis_cache), warnings.catch_warnings():
+        warnings.simplefilter("error", CacheKeyWarning)
+        cache.set(long_key, 1, 5)
+        assert cache.get(long_key) == 1
+        cache.delete(long_key)
+    with pytest.warns(CacheKeyWarning):
+        cache.set(long_key, 1, 5)

@@ -351,6 +351,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # A task whose worker died unacknowledged (acks_late) is handed out again after this many seconds.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env("CELERY_VISIBILITY_TIMEOUT", 3600, int)}
+    if CELERY_BROKER_URL.split("://", 1)[0] in {"redis", "rediss"}:
+        # kombu's Redis transport, publishing through one client per channel rather than a new one per task.
+        CELERY_BROKER_TRANSPORT = "msp.broker:Transport"
 CELERY_TASK_ALWAYS_EAGER = env("CELERY_TASK_ALWAYS_EAGER", False, to_bool)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -166,7 +166,7 @@ MIDDLEWARE = [
     "msp.sessions.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenancy.session_user.AuthenticationMiddleware",  # Django's, with the signed-in person's row cached
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "portal.middleware.PortalMiddleware",

@@ -34,9 +34,10 @@ from django.utils import timezone
 
 from portal import access
 from portal.access import PortalRequest
-from tenancy.auth_cache import access_read, portal_entry
+from tenancy.auth_cache import AccessRead, access_read, portal_entry
 from tenancy.models import MANAGING_ROLES, Membership, Organization, OrgStatus, PartnerMembership, Role, User
 from tenancy.services.mfa import has_mfa
+from tenancy.session_user import session_access
 
 SESSION_ORG_KEY = "organization_id"
 PORTAL_NAMESPACE = "portal"
@@ -65,12 +66,13 @@ class PortalAccess:
     has_mfa: bool  # a confirmed authenticator app
 
 
-def portal_access(user: User) -> PortalAccess:
+def portal_access(user: User, read: AccessRead | None = None) -> PortalAccess:
     """The organizations ``user`` may see and whether they have a second factor: cached under the access generation
     (``tenancy.auth_cache``), which any change to an organization, a membership, a partner admin or an
-    authenticator device replaces; two queries otherwise."""
+    authenticator device replaces; two queries otherwise. ``read``: the request's cache read that already asked
+    for this person's entry (:func:`tenancy.session_user.session_access`), if there was one."""
     name = portal_entry(user.pk)
-    access = access_read([name], [])
+    access = read if read is not None else access_read([name], [])
     cached = access.entries.get(name)
     if isinstance(cached, PortalAccess):
         return cached
@@ -91,7 +93,8 @@ def portal_access(user: User) -> PortalAccess:
 def resolve_organization(request: HttpRequest) -> Organization | None:
     """Fill in the organization attributes of ``request`` for the signed-in user (one query, or none when cached)."""
     portal_request = cast(PortalRequest, request)
-    known = portal_access(cast(User, request.user))
+    user = cast(User, request.user)
+    known = portal_access(user, session_access(request, user.pk))
     organizations = list(known.organizations)
     portal_request.organizations = organizations
     portal_request.user_has_mfa = known.has_mfa

@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 
-from tenancy.auth_cache import access_changed
+from tenancy.auth_cache import access_changed, users_changed
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -20,8 +20,23 @@ if TYPE_CHECKING:
 HEX_COLOUR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Enter a colour as #RRGGBB.")
 
 
+class UserQuerySet(models.QuerySet["User"]):
+    """An ``update`` of people drops their cached rows (:func:`tenancy.auth_cache.users_changed`), as saving or
+    deleting one does (its signals): a deactivated person is signed out of every session at their next request."""
+
+    def update(self, **kwargs: Any) -> int:
+        ids = list(self.values_list("pk", flat=True))
+        rows = super().update(**kwargs)
+        if rows:
+            users_changed(ids)
+        return rows
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
+
+    def get_queryset(self) -> UserQuerySet:
+        return UserQuerySet(self.model, using=self._db)
 
     def _create(self, email: str, password: str | None, **extra: Any) -> User:
         if not email:

@@ -11,7 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenancy.api_cache import data_changed
 from tenancy.audit import audit_record_for_user, client_ip
-from tenancy.auth_cache import access_changed
+from tenancy.auth_cache import access_changed, users_changed
 from tenancy.models import ApiKey, Membership, Organization, Partner, PartnerMembership, RatePolicy, User
 
 
@@ -46,6 +46,17 @@ def _access_changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any
 for _model in (ApiKey, Organization, Partner, RatePolicy, Membership, PartnerMembership, TOTPDevice):
     post_save.connect(_access_changed, sender=_model, dispatch_uid=f"tenancy.access_saved.{_model.__name__}")
     post_delete.connect(_access_changed, sender=_model, dispatch_uid=f"tenancy.access_deleted.{_model.__name__}")
+
+
+def _user_changed(sender: Any, instance: User, raw: bool = False, **kwargs: Any) -> None:
+    if not raw:
+        users_changed([instance.pk])
+
+
+# A person's cached row (tenancy.session_user) goes when their row is saved (a new password, last_login, a new
+# email, deactivated) or deleted.
+post_save.connect(_user_changed, sender=User, dispatch_uid="tenancy.user_saved")
+post_delete.connect(_user_changed, sender=User, dispatch_uid="tenancy.user_deleted")
 
 
 def _data_changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:

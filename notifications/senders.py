@@ -15,17 +15,23 @@
 - **Slack** is posted to the organization's incoming webhook as ``{"text": ...}``: https on Slack's hosts only, a
   10 s timeout, no redirects. 2xx is sent; 429, 5xx and network errors are retried; any other answer (a removed
   webhook: 403, 404, 410) is not worth retrying.
+
+A refusal that may pass carries the wait the provider asked for (``SendError.retry_after``, from the ``Retry-After``
+header of SendGrid's or Slack's answer, or of Twilio's through ``ProviderError.retry_after``): the retry then waits
+at least that long (``notifications.services.delivery``), since an earlier one would only be refused again.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import requests
 from anymail.exceptions import AnymailError, AnymailRequestsAPIError
 
+from msp.retry_after import retry_after_header
 from notifications import attachments
 from notifications.models import Channel, Delivery, Reason
 from notifications.rendering import absolute_url
@@ -54,12 +60,14 @@ class Skipped:
 
 
 class SendError(Exception):
-    """The channel refused or could not be reached; ``retryable`` says a later attempt may succeed."""
+    """The channel refused or could not be reached; ``retryable`` says a later attempt may succeed, and
+    ``retry_after`` is the wait the provider asked for before it (its ``Retry-After`` header), when it named one."""
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    def __init__(self, message: str, *, retryable: bool, retry_after: timedelta | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 Outcome = Sent | Skipped
@@ -108,7 +116,9 @@ def _email_error(error: Exception) -> SendError:
     if isinstance(error, AnymailRequestsAPIError) and error.status_code is not None:
         status = int(error.status_code)
         answer = " ".join(str(getattr(error.response, "text", "") or "").split())[:EXCERPT]
-        return SendError(f"{provider} answered {status}: {answer}", retryable=status == 429 or status >= 500)
+        retryable = status == 429 or status >= 500
+        wait = retry_after_header(getattr(error.response, "headers", None)) if retryable else None
+        return SendError(f"{provider} answered {status}: {answer}", retryable=retryable, retry_after=wait)
     if isinstance(error, AnymailRequestsAPIError) or not isinstance(error, AnymailError):
         cause = error.__cause__ or error
         return SendError(f"{provider} could not be reached: {type(cause).__name__}.", retryable=True)
@@ -148,7 +158,7 @@ def send_sms(delivery: Delivery) -> Outcome:
         state = provider.send(OutboundMessage(to=delivery.to, from_=sender, body=delivery.body))
     except ProviderError as error:
         code = f" ({error.code})" if error.code and error.code not in error.message else ""
-        raise SendError(f"{error.message}{code}", retryable=error.retryable) from error
+        raise SendError(f"{error.message}{code}", retryable=error.retryable, retry_after=error.retry_after) from error
     return Sent(state.sid)
 
 
@@ -170,7 +180,9 @@ def send_slack(delivery: Delivery) -> Outcome:
     if 200 <= response.status_code < 300:
         return Sent()
     answer = f"Slack answered {response.status_code}: {response.text[:EXCERPT]}"
-    raise SendError(answer, retryable=response.status_code == 429 or response.status_code >= 500)
+    retryable = response.status_code == 429 or response.status_code >= 500
+    wait = retry_after_header(response.headers) if retryable else None
+    raise SendError(answer, retryable=retryable, retry_after=wait)
 
 
 SENDERS = {Channel.EMAIL: send_email, Channel.SMS: send_sms, Channel.SLACK: send_slack}

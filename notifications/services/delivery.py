@@ -6,10 +6,11 @@ same delivery (the task queued after commit, and ``retry_due`` picking it up) se
 sending releases it when the lease runs out, and the next attempt picks it up (an SMS first asks the provider whether
 the earlier attempt went out).
 
-After a failure that may pass (a timeout, an outage, a rate limit) the delivery waits ``RETRY_DELAYS[attempt - 1]``
-and is sent again by ``retry_due``; after ``MAX_ATTEMPTS`` it is FAILED with reason ``gave_up``. A refusal that will
-not pass (an invalid number, a removed webhook) is FAILED at once with reason ``refused``. A delivery that must not
-be sent (a number on the do-not-contact list) is SKIPPED with its reason.
+After a failure that may pass (a timeout, an outage, a rate limit) the delivery waits ``RETRY_DELAYS[attempt - 1]``,
+or the wait the provider asked for (``Retry-After``) when that is longer, at most ``RETRY_MOST``, and is sent again
+by ``retry_due``; after ``MAX_ATTEMPTS`` it is FAILED with reason ``gave_up``. A refusal that will not pass (an
+invalid number, a removed webhook) is FAILED at once with reason ``refused``. A delivery that must not be sent (a
+number on the do-not-contact list) is SKIPPED with its reason.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from msp.retry_after import wait_before_retry
 from notifications.models import BulkSend, BulkStatus, Delivery, DeliveryStatus, Reason
 from notifications.senders import SENDERS, SendError, Sent, Skipped
 
@@ -29,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 RETRY_DELAYS = (60, 300, 1800, 7200)  # seconds to wait after attempts 1..4: the last try about 2.5 hours in
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+# The longest a provider's Retry-After may stretch one wait: the schedule's own longest. Retrying before the provider's
+# time only spends one of the few attempts on a certain refusal, but a notice is meant to arrive today: a provider
+# asking for a day (or a broken header) must not park it that long, so it waits no longer than its last retry would.
+RETRY_MOST = timedelta(seconds=max(RETRY_DELAYS))
 LEASE = timedelta(minutes=2)  # longer than any one send (Slack's timeout is 10 s)
 DUE_BATCH = 500
 BULK_STALLED = timedelta(minutes=5)
@@ -83,7 +89,8 @@ def delivery_send(*, delivery_id: Any) -> str:
 def _failed(delivery: Delivery, error: SendError) -> str:
     message = error.message[:500]
     if error.retryable and delivery.attempts < MAX_ATTEMPTS:
-        wait = timedelta(seconds=RETRY_DELAYS[delivery.attempts - 1])
+        backoff = timedelta(seconds=RETRY_DELAYS[delivery.attempts - 1])
+        wait = wait_before_retry(backoff, error.retry_after, longest=RETRY_MOST)
         _finish(delivery, last_error=message, next_attempt_at=timezone.now() + wait)
     else:
         reason = Reason.GAVE_UP if error.retryable else Reason.REFUSED

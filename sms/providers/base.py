@@ -9,7 +9,7 @@ message again, the sender asks whether it already went out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -21,13 +21,32 @@ class ProviderError(Exception):
     retryable the message may nevertheless have been accepted (the answer was lost), so ask ``find`` before sending
     it again. ``code`` is the provider's own error code when it gave one (Twilio: ``"21211"`` invalid 'To',
     ``"21610"`` unsubscribed recipient, ...).
+
+    ``retry_after`` is the wait the provider asked for, from its ``Retry-After`` header (None when it named none);
+    ``rate_limited`` says it refused because too many requests came (HTTP 429). Either way the provider is asking to
+    be left alone for a while, not only for this request: callers hold back what they have not sent yet.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        code: str | None = None,
+        retry_after: timedelta | None = None,
+        rate_limited: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.code = code
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+
+    @property
+    def asks_to_wait(self) -> bool:
+        """A retryable refusal that names a wait or is a rate limit: sending more now would be refused too."""
+        return self.retryable and (self.rate_limited or self.retry_after is not None)
 
 
 @dataclass(frozen=True)

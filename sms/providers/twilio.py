@@ -2,13 +2,18 @@
 
 Every request has a timeout, and nothing is retried here: Twilio has no idempotency key for sending a message, so a
 repeated POST can text the person twice. The caller retries, after asking ``find`` whether the first one went out.
-Every SDK and network error becomes a ``ProviderError``.
+Every SDK and network error becomes a ``ProviderError``; a refusal's ``Retry-After`` header becomes its
+``retry_after``, and an HTTP 429 makes it ``rate_limited``.
+
+The SDK's ``TwilioRestException`` keeps the status and body of Twilio's answer but not its headers, so the adapter's
+HTTP client (:class:`AnswerKeepingHttpClient`) keeps each thread's last answer, and an error's headers are read there.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -24,6 +29,7 @@ from twilio.base.exceptions import (  # type: ignore[import-untyped]
 from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
+from msp.retry_after import retry_after_header
 from sms.providers.base import MessageState, OutboundMessage, ProviderError
 
 DEFAULT_TIMEOUT = 10.0  # seconds, per request
@@ -33,6 +39,27 @@ FIND_LIMIT = 50
 TRIAL_PREFIX = "Sent from your Twilio trial account - "
 
 
+class AnswerKeepingHttpClient(TwilioHttpClient):
+    """Twilio's HTTP client, keeping the last answer each thread received, so that the headers of an answer the SDK
+    turned into an exception can still be read. (The SDK's own ``_test_only_last_response`` is meant for its tests,
+    and one adapter serves every thread of a process.)"""
+
+    def __init__(self, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._answers = threading.local()
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        self._answers.last = None
+        answer = super().request(*args, **kwargs)
+        self._answers.last = answer
+        return answer
+
+    def last_answer(self) -> Any | None:
+        """The last answer this thread received (a ``twilio.http.response.Response``), None after a request that got
+        none (a timeout)."""
+        return getattr(self._answers, "last", None)
+
+
 class TwilioProvider:
     name = "twilio"
 
@@ -40,19 +67,19 @@ class TwilioProvider:
         self._client: Any = client or Client(
             settings.TWILIO_ACCOUNT_SID,
             settings.TWILIO_AUTH_TOKEN,
-            http_client=TwilioHttpClient(timeout=timeout),
+            http_client=AnswerKeepingHttpClient(timeout=timeout),
         )
 
     def send(self, message: OutboundMessage) -> MessageState:
         params: dict[str, Any] = {"to": message.to, "from_": message.from_, "body": message.body}
         if message.status_callback:
             params["status_callback"] = message.status_callback
-        with _provider_errors():
+        with self._provider_errors():
             created = self._client.messages.create(**params)
         return _state(created)
 
     def fetch(self, sid: str) -> MessageState:
-        with _provider_errors():
+        with self._provider_errors():
             fetched = self._client.messages(sid).fetch()
         return _state(fetched)
 
@@ -62,7 +89,7 @@ class TwilioProvider:
         # Twilio's timestamps are whole seconds (truncated): compared to the exact time, a message created in the
         # same second as sent_after would look older and be missed.
         since = sent_after.astimezone(UTC).replace(microsecond=0)
-        with _provider_errors():
+        with self._provider_errors():
             # Twilio filters on the date only (YYYY-MM-DD, UTC), so the time of day is checked here.
             listed = self._client.messages.list(
                 to=to, from_=from_, date_sent_after=since.date().isoformat(), limit=FIND_LIMIT
@@ -74,6 +101,13 @@ class TwilioProvider:
                 recent = self._client.messages.list(to=to, from_=from_, limit=FIND_LIMIT)
                 found = _earliest_match(recent, body=body, since=since)
         return None if found is None else _state(found)
+
+    @contextmanager
+    def _provider_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (TwilioException, requests.RequestException) as exc:
+            raise _provider_error(exc, _last_answer(self._client)) from exc
 
 
 def _earliest_match(messages: Iterable[Any], *, body: str, since: datetime) -> Any | None:
@@ -119,15 +153,14 @@ def _price(value: Any) -> Decimal | None:
         return None
 
 
-@contextmanager
-def _provider_errors() -> Iterator[None]:
-    try:
-        yield
-    except (TwilioException, requests.RequestException) as exc:
-        raise _provider_error(exc) from exc
+def _last_answer(client: Any) -> Any | None:
+    http_client = getattr(client, "http_client", None)
+    return http_client.last_answer() if isinstance(http_client, AnswerKeepingHttpClient) else None
 
 
-def _provider_error(exc: Exception) -> ProviderError:
+def _provider_error(exc: Exception, last_answer: Any | None = None) -> ProviderError:
+    """``exc`` as a ``ProviderError``; ``last_answer`` is the last HTTP answer of the thread, whose headers are read
+    when it is the answer ``exc`` was made of."""
     if isinstance(exc, requests.RequestException):
         # Timeouts and dropped connections may pass; a malformed URL or header (also a ValueError) never will.
         return ProviderError(
@@ -142,7 +175,24 @@ def _provider_error(exc: Exception) -> ProviderError:
         ([f"HTTP {status}"] if status is not None else []) + ([f"code {twilio_code}"] if twilio_code else [])
     )
     message = f"Twilio: {' '.join(detail.split()) or 'no message'}" + (f" ({context})" if context else "")
-    return ProviderError(message[:500], retryable=retryable, code=twilio_code)
+    return ProviderError(
+        message[:500],
+        retryable=retryable,
+        code=twilio_code,
+        retry_after=retry_after_header(_headers(exc, status, last_answer)) if retryable else None,
+        rate_limited=status == 429,
+    )
+
+
+def _headers(exc: Exception, status: int | None, last_answer: Any | None) -> Mapping[str, str] | None:
+    """The headers of the answer behind an SDK error: carried by a failed listing's error itself; for the errors that
+    leave them out, those of the thread's last answer when its status is the error's."""
+    carried = exc.args[1] if len(exc.args) > 1 else None
+    answer = carried if hasattr(carried, "status_code") else last_answer
+    if answer is None or status is None or _int(getattr(answer, "status_code", None)) != status:
+        return None
+    headers = getattr(answer, "headers", None)
+    return headers if isinstance(headers, Mapping) else None
 
 
 def _error_parts(exc: Exception) -> tuple[int | None, Any, str]:

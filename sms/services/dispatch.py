@@ -15,7 +15,13 @@ A run (:func:`dispatch`, started by Celery beat every few seconds) works an orga
 3. **Record** the answers in small chunks: SENT with the provider's sid, or FAILED with the provider's error code
    when it refused the message. A retryable error (timeout, outage, rate limit) leaves the job SENDING: the provider
    may have accepted it. It is looked up (see below) after a wait that doubles with each failed attempt (2, 4, 8 …
-   minutes, at most ``RETRY_MOST``), so an outage or a rate limit is not met with the same pace of retries.
+   minutes), or after the wait the provider asked for in its ``Retry-After`` header when that is longer, at most
+   ``RETRY_MOST`` either way, so an outage or a rate limit is not met with the same pace of retries.
+
+   When the provider refuses for a while (HTTP 429, or a retryable refusal naming a wait), the rest of the batch is
+   not sent: those jobs go back to QUEUED, due after the same wait (reason ``provider_wait``), as if they had never
+   been claimed: their attempt, counters, credits and short links are given back. The run then sends nothing more,
+   to any organization: they all share the provider's account.
 
 A job found SENDING after its lease ran out (the worker died, or the provider's answer was lost) is **reconciled**
 first: the provider is asked whether it already has that exact message (``find``); if so the job becomes SENT with
@@ -33,7 +39,7 @@ import logging
 import secrets
 import time as clock
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,10 +49,11 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from billing.models import SmsCreditEntry
+from msp.retry_after import wait_before_retry
 from sms import counters
 from sms.gates import Action, Check, decide, sending_day, warmup_cap
 from sms.messages import compose
@@ -68,8 +75,8 @@ from sms.providers.base import MessageProvider, OutboundMessage, ProviderError
 from sms.sandbox_callbacks import status_callback_url
 from sms.segments import count as segment_count
 from sms.services.lookups import Prices, last_messages, warmup_curve, zone_or_none
-from sms.services.settle import JOB_FIELDS, RETRY_AFTER, Outcome, complete_finished, reconcile
-from sms.services.tallies import add_gate_hits, add_to_counters, budget_alert
+from sms.services.settle import JOB_FIELDS, RETRY_AFTER, RETRY_MOST, Outcome, complete_finished, reconcile
+from sms.services.tallies import add_gate_hits, add_to_counters, budget_alert, take_from_counters
 from tenancy.models import Organization
 from tenancy.recordset import among, insert_rows, update_rows
 
@@ -82,9 +89,9 @@ RECORD_EVERY = 500  # provider answers recorded per transaction, or every RECORD
 RECORD_SECONDS = 1.0
 LEASE = timedelta(minutes=10)  # how long a SENDING job is left to its worker before it is reconciled
 HOLD = timedelta(minutes=1)  # a job held by the kill switch or a paused campaign is looked at again after this
-RETRY_MOST = timedelta(hours=1)  # the longest wait after a retryable send error
 NO_PRICE = "no_price"  # reason of a job whose destination has no price (staff must add one)
 CANCELED = "canceled"  # reason of a job whose campaign was canceled or completed before it went
+PROVIDER_WAIT = "provider_wait"  # reason of a job not sent because the provider asked to be left alone for a while
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,9 @@ class _Send:
     job_id: int
     message: OutboundMessage
     attempt: int = 1  # this send's number among the job's attempts
+    number: _Number | None = None  # what its claim counted, given back if it is not sent after all
+    charge: Decimal = Decimal("0")
+    credits: int = 0
 
 
 @dataclass
@@ -118,6 +128,8 @@ class _Batch:
     organization_id: uuid.UUID
     claimed: int
     sends: list[_Send]
+    lease_until: datetime  # the claim's lease: a job still SENDING with it is still this batch's
+    windows: dict[str, datetime]  # the window of each counter the claim counted in
 
 
 def dispatch(
@@ -137,7 +149,7 @@ def dispatch(
     while True:
         progressed = False
         for organization_id in _due_organizations(timezone.now()):
-            while True:
+            while outcome.paused_until is None:
                 batch = _gate(organization_id, timezone.now(), limit, prices, outcome)
                 if batch is None:
                     break
@@ -145,9 +157,9 @@ def dispatch(
                 _send(batch, provider, outcome)
                 if batch.claimed < limit or (deadline is not None and clock.monotonic() > deadline):
                     break
-            if deadline is not None and clock.monotonic() > deadline:
+            if outcome.paused_until is not None or (deadline is not None and clock.monotonic() > deadline):
                 break
-        if deadline is not None and clock.monotonic() > deadline:
+        if outcome.paused_until is not None or (deadline is not None and clock.monotonic() > deadline):
             break
         if not progressed and (deadline is None or not _wait_for_next(deadline)):
             break
@@ -225,7 +237,13 @@ def _gate(organization_id: uuid.UUID, now: datetime, limit: int, prices: Prices,
     outcome.skipped += planner.skipped
     outcome.held += planner.held
     outcome.gates.update({gate: hits for (_, gate), hits in planner.gate_hits.items()})
-    return _Batch(organization_id=organization_id, claimed=len(jobs), sends=planner.sends)
+    return _Batch(
+        organization_id=organization_id,
+        claimed=len(jobs),
+        sends=planner.sends,
+        lease_until=now + LEASE,
+        windows=planner.keys,
+    )
 
 
 class _Planner:
@@ -400,7 +418,8 @@ class _Planner:
         cost = price * parts
         self.rows.append([job_id, JobState.SENDING, "", None, self.now + LEASE, number.id, body, parts, cost, self.now,
                           attempts + 1])  # fmt: skip
-        self.sends.append(_Send(job_id, OutboundMessage(phone, number.phone, body, self.callback_url), attempts + 1))
+        message = OutboundMessage(phone, number.phone, body, self.callback_url)
+        self.sends.append(_Send(job_id, message, attempts + 1, number=number, charge=charge, credits=covered))
         if token:
             expires = self.now + timedelta(days=settings.SMS_SHORT_LINK_DAYS)
             self.links.append([organization_id, token, job_id, campaign.link_url, expires, self.now])
@@ -453,19 +472,27 @@ def _token() -> str:
 
 
 def _send(batch: _Batch, provider: MessageProvider, outcome: Outcome) -> None:
-    """Hand each message to the provider; record the answers every ``RECORD_EVERY`` messages or ``RECORD_SECONDS``."""
+    """Hand each message to the provider; record the answers every ``RECORD_EVERY`` messages or ``RECORD_SECONDS``.
+    Stops at a refusal that asks to wait (:attr:`ProviderError.asks_to_wait`): the messages after it are held back."""
     answers: list[list[object]] = []
     sids: list[str] = []
     recorded = clock.monotonic()
-    for send in batch.sends:
+    for index, send in enumerate(batch.sends):
         try:
             state = provider.send(send.message)
         except ProviderError as error:
             if error.retryable:
-                # It may have been accepted: leave it SENDING, to be reconciled (looked up) after a short while.
-                answers.append(
-                    [send.job_id, JobState.SENDING, None, error.code or "", timezone.now() + retry_wait(send.attempt)]
+                # It may have been accepted: leave it SENDING, to be reconciled (looked up) after a while.
+                until = timezone.now() + wait_before_retry(
+                    retry_wait(send.attempt), error.retry_after, longest=RETRY_MOST
                 )
+                answers.append([send.job_id, JobState.SENDING, None, error.code or "", until])
+                if error.asks_to_wait:
+                    logger.warning("sms: the provider asks to wait until %s (%s)", until.isoformat(), error.message)
+                    _record(answers, sids)
+                    _hold_back(batch, batch.sends[index + 1 :], until, outcome)
+                    outcome.paused_until = until
+                    return
             else:
                 logger.info("sms job %s refused by the provider: %s", send.job_id, error.message)
                 answers.append([send.job_id, JobState.FAILED, None, error.code or "refused", None])
@@ -478,6 +505,66 @@ def _send(batch: _Batch, provider: MessageProvider, outcome: Outcome) -> None:
             _record(answers, sids)
             answers, sids, recorded = [], [], clock.monotonic()
     _record(answers, sids)
+
+
+def _hold_back(batch: _Batch, unsent: Sequence[_Send], until: datetime, outcome: Outcome) -> None:
+    """Queue again, due at ``until``, the claimed jobs that were never handed to the provider, as if they had not been
+    claimed: their attempt, counters, credits and short links are given back.
+
+    Only jobs still under this batch's claim move (SENDING, with its lease): a job whose lease ran out meanwhile
+    belongs to ``reconcile``. The organization is locked while its counters change, as when they were counted."""
+    if not unsent:
+        return
+    by_job = {send.job_id: send for send in unsent}
+    with transaction.atomic():
+        organization = SmsSettings.objects.select_for_update(of=("self",)).filter(organization_id=batch.organization_id)
+        list(organization)  # read for its row lock alone
+        claimed = SendJob.objects.select_for_update(of=("self",)).filter(
+            pk__in=list(by_job), state=JobState.SENDING, lease_until=batch.lease_until, provider_sid__isnull=True
+        )
+        held = list(claimed.values_list("id", flat=True))
+        if not held:
+            return
+        SendJob.objects.filter(pk__in=held).update(
+            state=JobState.QUEUED,
+            reason=PROVIDER_WAIT,
+            deferred_until=until,
+            lease_until=None,
+            number=None,
+            body="",
+            segments=0,
+            cost=Decimal("0"),
+            sent_at=None,
+            attempts=F("attempts") - 1,
+            updated_at=timezone.now(),
+        )
+        ShortLink.objects.filter(job_id__in=held).delete()  # never seen; the next claim makes new ones
+        _give_back(batch, [by_job[job_id] for job_id in held])
+    outcome.held += len(held)
+
+
+def _give_back(batch: _Batch, sends: Sequence[_Send]) -> None:
+    """Take ``sends`` off the counters their claim added to, and return the credits it spent on them."""
+    organization_id = batch.organization_id
+    counts: Counter[str] = Counter()
+    amounts: defaultdict[str, Decimal] = defaultdict(Decimal)
+    for send in sends:
+        keys = [counters.rate_key(organization_id)]
+        if send.number is not None:
+            keys += [send.number.second_key, send.number.day_key]
+        counts.update(keys)
+        if send.charge:
+            amounts[counters.spend_day_key(organization_id)] += send.charge
+            amounts[counters.spend_month_key(organization_id)] += send.charge
+    take_from_counters([(key, batch.windows[key], counts[key], amounts[key]) for key in counts.keys() | amounts.keys()])
+    credits = sum(send.credits for send in sends)
+    if credits:
+        SmsCreditEntry.objects.create(
+            organization_id=organization_id,
+            credits=credits,
+            reason=f"{len(sends)} campaign messages not sent (the provider asked to wait)",
+            source_key=f"sms-dispatch:{uuid.uuid4()}",
+        )
 
 
 def retry_wait(attempt: int) -> timedelta:

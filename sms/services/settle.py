@@ -3,7 +3,10 @@
 A job is SENDING from the moment it is claimed until the provider's answer is recorded. If that answer never gets
 recorded (the worker died, or the provider's answer was lost in a timeout), the lease runs out and
 :func:`reconcile` asks the provider whether it has the message: SENT with the provider's sid when it does, QUEUED
-again (to be sent once) when it does not.
+again (to be sent once) when it does not. A job the provider could not be asked about is asked about again after
+``RETRY_AFTER``, or after the wait the provider named (``Retry-After``) when that is longer, at most ``RETRY_MOST``;
+when the provider refused for a while (a rate limit), the jobs not asked about yet wait as long, and the run asks
+the provider nothing more.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -19,6 +22,7 @@ from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from events.services import publish
+from msp.retry_after import wait_before_retry
 from sms.models import Campaign, CampaignStatus, JobState, SendJob, ShortLink
 from sms.providers import get_provider
 from sms.providers.base import MessageProvider, ProviderError
@@ -27,6 +31,7 @@ from tenancy.recordset import update_rows
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER = timedelta(minutes=2)  # a send that failed in a retryable way is reconciled after this
+RETRY_MOST = timedelta(hours=1)  # the longest wait after a retryable error, whatever the provider asks for
 RECONCILE_LIMIT = 200
 SETTLE_AFTER = timedelta(minutes=10)  # a message still SENT this long after it went is asked about
 SETTLE_WITHIN = timedelta(hours=48)  # carriers report within this; older messages stay as they are
@@ -58,6 +63,8 @@ class Outcome:
     requeued: int = 0  # found not sent: queued again
     completed: int = 0  # campaigns finished
     gates: Counter[str] = field(default_factory=Counter)
+    # The provider asked to be left alone until then (a rate limit, or a wait it named): the run asked no more of it.
+    paused_until: datetime | None = None
 
 
 def reconcile(*, provider: MessageProvider | None = None, outcome: Outcome | None = None) -> Outcome:
@@ -76,14 +83,21 @@ def reconcile(*, provider: MessageProvider | None = None, outcome: Outcome | Non
         )
         found_rows: list[list[object]] = []
         again: list[list[object]] = []
-        for job_id, body, sent_at, to, from_, _attempts in stale:
+        for index, (job_id, body, sent_at, to, from_, _attempts) in enumerate(stale):
             try:
                 found = provider.find(
                     to=to, from_=from_ or "", body=body, sent_after=(sent_at or now) - timedelta(minutes=1)
                 )
             except ProviderError as error:
                 logger.warning("sms job %s: could not ask the provider (%s); trying later", job_id, error.message)
-                found_rows.append([job_id, JobState.SENDING, None, error.code or "", now + RETRY_AFTER])
+                until = now + wait_before_retry(RETRY_AFTER, error.retry_after, longest=RETRY_MOST)
+                found_rows.append([job_id, JobState.SENDING, None, error.code or "", until])
+                if error.asks_to_wait:
+                    # Asking about the others now would be refused too: they are asked about after the same wait.
+                    later = [row[0] for row in stale[index + 1 :]]
+                    SendJob.objects.filter(pk__in=later).update(lease_until=until)
+                    outcome.paused_until = until
+                    break
                 continue
             if found is not None:
                 found_rows.append([job_id, JobState.SENT, found.sid, "", None])
@@ -120,6 +134,8 @@ def settle_sent(*, provider: MessageProvider | None = None, limit: int = RECONCI
             state = provider.fetch(str(sid))
         except ProviderError as error:
             logger.info("sms %s: could not ask the provider (%s)", sid, error.message)
+            if error.asks_to_wait:
+                break  # the rest would be refused too; the next run asks again
             continue
         params = {"MessageSid": state.sid, "MessageStatus": state.status, "ErrorCode": state.error_code or ""}
         if state.price is not None:

@@ -40,6 +40,23 @@ def add_to_counters(rows: Sequence[tuple[str, datetime, int, Decimal]]) -> None:
         )
 
 
+def take_from_counters(rows: Sequence[tuple[str, datetime, int, Decimal]]) -> None:
+    """Take ``(key, window, count, amount)`` off counters that :func:`add_to_counters` added them to (a claim given
+    back); a counter no longer there (purged) is left alone."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(SendCounter._meta.db_table)
+    # The windows go as add_to_counters sends them, so that they match what it wrote on every database.
+    params: list[list[Any]] = [[taken, amount, key, at] for key, at, taken, amount in sorted(rows)]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET count = count - %s, amount = amount - %s "  # noqa: S608 - names from the model
+            f"WHERE key = %s AND {quote('window')} = %s",
+            params,
+        )
+
+
 def add_gate_hits(hits: Counter[tuple[uuid.UUID, str]]) -> None:
     if not hits:
         return

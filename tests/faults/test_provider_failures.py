@@ -17,8 +17,10 @@ What each provider allows:
 - **QuickBooks**: before creating an invoice Keel looks it up by its number, so an invoice created while the answer
   was lost is adopted and updated, not created twice. It waits 1 min, 5 min, 30 min, 2 h, 6 h, then gives up.
 
-No provider's ``Retry-After`` is read (the Twilio SDK drops an error's headers; anymail and the QuickBooks adapter
-ignore it): the 429s below carry one shorter than Keel's own wait at that point, which is what is then kept.
+Every provider's ``Retry-After`` is waited for when it asks for longer than Keel's own wait, within a limit
+(``msp/retry_after.py``; tests/sms/test_provider_wait.py, tests/notifications/test_delivery.py,
+tests/billing/test_collection.py, tests/integrations/quickbooks/test_push.py, tests/events/test_webhooks.py). The
+429s below carry one shorter than Keel's own wait at that point, which is what is then kept.
 """
 
 from __future__ import annotations
@@ -211,7 +213,7 @@ def test_twilio_500_timeout_and_429_are_retried_on_a_growing_backoff_and_the_sms
     expected = [
         "Twilio: Unable to create record: Internal Server Error (HTTP 500, code 20500)",
         "Twilio could not be reached (ReadTimeout)",
-        # Twilio's Retry-After (30 s) is not read (the SDK drops an error's headers); Keel's own wait is longer.
+        # Twilio's Retry-After (30 s) is shorter than Keel's own wait, which is kept.
         "Twilio: Unable to create record: Too Many Requests (HTTP 429, code 20429)",
     ]
     waits, at = walk_retries(delivery, expected, staff_client, page, clock)

@@ -1,23 +1,27 @@
 """Sending deliveries: SMS through the provider (sandbox, recorded) but never to the do-not-contact list, Slack through
-recorded HTTP, retries with backoff until the last attempt, claims that send each delivery once, and the beat that
-picks up what is due."""
+recorded HTTP, retries with backoff until the last attempt (or after the provider's Retry-After when that is longer,
+within a limit), claims that send each delivery once, and the beat that picks up what is due."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
 import requests
 import responses
 from django.core import mail
+from responses import RequestsMock
 
 from notifications.catalogue import SMS
 from notifications.models import Delivery, DeliveryStatus, Reason
-from notifications.services.delivery import MAX_ATTEMPTS, RETRY_DELAYS, delivery_send
+from notifications.services.delivery import MAX_ATTEMPTS, RETRY_DELAYS, RETRY_MOST, delivery_send
 from notifications.services.preferences import preferences_update, slack_webhook_set
 from notifications.tasks import retry_due
+from sms import providers as sms_providers
 from sms.models import DoNotContact
 from sms.providers.base import ProviderError
 from sms.providers.sandbox import SandboxProvider
@@ -246,3 +250,107 @@ def test_deliveries_whose_task_was_lost_are_sent_by_the_beat(send, acme, alice, 
 
     assert retry_due() == 1
     assert Delivery.objects.get(notice=notice).status == DeliveryStatus.SENT
+
+
+# -- the provider's Retry-After ----------------------------------------------------------------------------------------
+
+
+def assert_retried_at(delivery: Delivery, wait: timedelta, frozen: Any) -> None:
+    """``delivery`` is pending, due ``wait`` from now, and the beat leaves it alone until then."""
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (DeliveryStatus.PENDING, 1, NOW + wait)
+    frozen.shift(wait - timedelta(seconds=1))
+    assert retry_due() == 0
+    frozen.shift(timedelta(seconds=1))
+    assert retry_due() == 1
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [
+        ("900", timedelta(minutes=15)),  # longer than the first backoff (1 min): Slack's wait
+        ("20", timedelta(seconds=RETRY_DELAYS[0])),  # shorter: the backoff
+        ("86400", RETRY_MOST),  # a day: no longer than the schedule's longest wait
+        (None, timedelta(seconds=RETRY_DELAYS[0])),  # none: the backoff
+    ],
+)
+def test_a_slack_rate_limit_waits_as_long_as_slack_asks_within_the_limit(
+    send, acme, alice, slack, frozen, retry_after, wait
+):
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    responses.post(HOOK, status=429, body="rate_limited", headers=headers)
+    responses.post(HOOK, body="ok")
+    notice = send(organization=acme, event_type="platform.incident", context=INCIDENT)
+    delivery = Delivery.objects.get(notice=notice, channel="slack")
+    assert delivery.last_error == "Slack answered 429: rate_limited"
+
+    assert_retried_at(delivery, wait, frozen)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 2)
+    assert len(responses.calls) == 2
+
+
+def test_the_longest_wait_is_the_schedules_longest():
+    assert RETRY_MOST == timedelta(seconds=max(RETRY_DELAYS)) == timedelta(hours=2)
+
+
+SENDGRID_SEND = "https://api.sendgrid.com/v3/mail/send"
+
+
+@pytest.fixture
+def sendgrid(settings: Any) -> Iterator[RequestsMock]:
+    settings.EMAIL_BACKEND = "anymail.backends.sendgrid.EmailBackend"
+    settings.ANYMAIL = {"SENDGRID_API_KEY": "SG.test-key"}
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+def test_a_sendgrid_rate_limit_with_an_http_date_waits_until_then(send, acme, alice, sendgrid, frozen):
+    until = NOW + timedelta(minutes=20)
+    sendgrid.post(
+        SENDGRID_SEND,
+        status=429,
+        json={"errors": [{"message": "too many requests", "field": None, "help": None}]},
+        headers={"Retry-After": format_datetime(until, usegmt=True)},  # "Tue, 17 Nov 2026 01:20:00 GMT"
+    )
+    sendgrid.post(SENDGRID_SEND, status=202, headers={"X-Message-Id": "sg-message-1"})
+    notice = send(organization=acme, event_type="invoice.issued", context={}, users=[alice])
+    delivery = Delivery.objects.get(notice=notice, channel="email")
+    assert delivery.last_error.startswith("SendGrid answered 429: ")
+
+    assert_retried_at(delivery, timedelta(minutes=20), frozen)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.sent_at) == (DeliveryStatus.SENT, 2, until)
+    assert len(sendgrid.calls) == 2
+
+
+TWILIO_ACCOUNT = "AC1f2e3d4c5b6a79881f2e3d4c5b6a7988"
+TWILIO_MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO_ACCOUNT}/Messages.json"
+
+
+@pytest.fixture
+def twilio(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[RequestsMock]:
+    settings.SMS_PROVIDER = "twilio"
+    settings.TWILIO_ACCOUNT_SID = TWILIO_ACCOUNT
+    settings.TWILIO_AUTH_TOKEN = "twilio-test-auth-token"
+    monkeypatch.setattr(sms_providers, "_instances", {})
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+def test_a_twilio_rate_limit_waits_as_long_as_twilio_asks(send, acme, sms_alice, twilio, frozen):
+    twilio.post(
+        TWILIO_MESSAGES,
+        status=429,
+        json={"code": 20429, "message": "Too Many Requests", "status": 429},
+        headers={"Retry-After": "600"},
+    )
+    notice = send(organization=acme, event_type="payment.failed", context={}, users=[sms_alice])
+    delivery = Delivery.objects.get(notice=notice, channel="sms")
+    delivery.refresh_from_db()
+    assert delivery.last_error == "Twilio: Unable to create record: Too Many Requests (HTTP 429, code 20429)"
+    assert delivery.next_attempt_at == NOW + timedelta(minutes=10)  # not the first backoff's minute
+    assert len(twilio.calls) == 1

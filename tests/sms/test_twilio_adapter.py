@@ -1,12 +1,13 @@
 """The Twilio adapter against recorded Twilio replies: what it sends (method, URL, form body or query, basic auth,
-timeout) and what it makes of the answers and the errors. No database, no network: ``responses`` fails any request
-that was not recorded."""
+timeout) and what it makes of the answers and the errors, the wait a refusal's Retry-After asks for included. No
+database, no network: ``responses`` fails any request that was not recorded."""
 
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,12 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 import responses
+import time_machine
 from responses import RequestsMock
 from twilio.base.exceptions import TwilioException  # type: ignore[import-untyped]
 
 from sms.providers import get_provider
 from sms.providers.base import MessageProvider, MessageState, OutboundMessage, ProviderError
-from sms.providers.twilio import TRIAL_PREFIX, TwilioProvider
+from sms.providers.twilio import TRIAL_PREFIX, AnswerKeepingHttpClient, TwilioProvider
 
 ACCOUNT = "AC1f2e3d4c5b6a79881f2e3d4c5b6a7988"
 TOKEN = "twilio-test-auth-token"
@@ -208,6 +210,95 @@ def test_too_many_requests_is_retryable(api, provider):
     with pytest.raises(ProviderError) as caught:
         provider.send(outbound())
     assert (caught.value.retryable, caught.value.code) == (True, "20429")
+
+
+def test_too_many_requests_carries_twilios_retry_after(api, provider):
+    api.post(
+        MESSAGES,
+        status=429,
+        json=error_json(20429, "Too Many Requests", 429),
+        headers={"Retry-After": "120"},
+    )
+    with pytest.raises(ProviderError) as caught:
+        provider.send(outbound())
+    error = caught.value
+    assert (error.retryable, error.rate_limited, error.retry_after) == (True, True, timedelta(seconds=120))
+    assert error.asks_to_wait
+
+
+def test_too_many_requests_without_retry_after_is_still_a_rate_limit(api, provider):
+    api.post(MESSAGES, status=429, json=error_json(20429, "Too Many Requests", 429))
+    with pytest.raises(ProviderError) as caught:
+        provider.send(outbound())
+    assert (caught.value.rate_limited, caught.value.retry_after, caught.value.asks_to_wait) == (True, None, True)
+
+
+def test_an_outage_with_retry_after_as_a_date_asks_for_the_time_until_then(api, provider):
+    api.post(
+        MESSAGES,
+        status=503,
+        body="<html><body>Service Unavailable</body></html>",
+        content_type="text/html",
+        headers={"Retry-After": "Thu, 01 Jan 2026 09:07:30 GMT"},
+    )
+    with (
+        time_machine.travel(datetime(2026, 1, 1, 9, 0, tzinfo=UTC), tick=False),
+        pytest.raises(ProviderError) as caught,
+    ):
+        provider.send(outbound())
+    error = caught.value
+    assert (error.retryable, error.rate_limited) == (True, False)
+    assert error.retry_after == timedelta(minutes=7, seconds=30)
+    assert error.asks_to_wait
+
+
+def test_an_outage_without_retry_after_does_not_ask_to_wait(api, provider):
+    api.post(MESSAGES, status=500, json=error_json(20500, "Internal Server Error", 500))
+    with pytest.raises(ProviderError) as caught:
+        provider.send(outbound())
+    assert (caught.value.retryable, caught.value.retry_after, caught.value.asks_to_wait) == (True, None, False)
+
+
+def test_a_problem_details_rate_limit_carries_retry_after_too(api, provider):
+    problem = {"type": "https://www.twilio.com/docs/errors/20429", "title": "Too Many Requests", "status": 429,
+               "code": 20429}  # fmt: skip
+    api.post(MESSAGES, status=429, json=problem, headers={"retry-after": "45"})
+    with pytest.raises(ProviderError) as caught:
+        provider.send(outbound())
+    assert (caught.value.rate_limited, caught.value.retry_after) == (True, timedelta(seconds=45))
+
+
+def test_a_final_refusal_has_no_wait_whatever_its_headers(api, provider):
+    api.post(
+        MESSAGES,
+        status=400,
+        json=error_json(21211, "The 'To' number +6141234 is not a valid phone number.", 400),
+        headers={"Retry-After": "60"},
+    )
+    with pytest.raises(ProviderError) as caught:
+        provider.send(outbound())
+    assert (caught.value.retryable, caught.value.retry_after, caught.value.asks_to_wait) == (False, None, False)
+
+
+def test_a_timeout_has_no_wait(api, provider):
+    api.post(MESSAGES, body=requests.exceptions.ReadTimeout("read timed out (read timeout=10.0)"))
+    with pytest.raises(ProviderError) as caught:
+        provider.send(outbound())
+    assert (caught.value.retryable, caught.value.retry_after, caught.value.asks_to_wait) == (True, None, False)
+
+
+def test_each_thread_reads_the_headers_of_its_own_answers(api):
+    """One adapter serves every thread of a worker: a refusal is read with its own answer's headers, never with those
+    of an answer another thread got meanwhile."""
+    client = AnswerKeepingHttpClient(timeout=10.0)
+    api.get("https://api.twilio.com/elsewhere", status=429, headers={"Retry-After": "999"})
+    api.get("https://api.twilio.com/here", status=200, body="{}")
+    client.request("GET", "https://api.twilio.com/here")
+    other = threading.Thread(target=client.request, args=("GET", "https://api.twilio.com/elsewhere"))
+    other.start()
+    other.join()
+    answer = client.last_answer()
+    assert answer is not None and (answer.status_code, answer.headers.get("Retry-After")) == (200, None)
 
 
 def test_an_outage_without_a_twilio_code_is_retryable_and_has_no_code(api, provider):
@@ -426,6 +517,27 @@ def test_a_failed_listing_is_a_provider_error(api, provider):
         provider.find(to=TO, from_=FROM, body=BODY, sent_after=SENT_AFTER)
     assert (caught.value.retryable, caught.value.code) == (True, "20500")
     assert isinstance(caught.value.__cause__, TwilioException)
+
+
+def test_a_rate_limited_listing_carries_retry_after(api, provider):
+    api.get(MESSAGES, status=429, json=error_json(20429, "Too Many Requests", 429), headers={"Retry-After": "90"})
+    with pytest.raises(ProviderError) as caught:
+        provider.find(to=TO, from_=FROM, body=BODY, sent_after=SENT_AFTER)
+    error = caught.value
+    assert (error.retryable, error.rate_limited, error.retry_after) == (True, True, timedelta(seconds=90))
+    assert len(api.calls) == 1  # the second listing is not asked for
+
+
+def test_a_rate_limited_fetch_carries_retry_after(api, provider):
+    api.get(
+        f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages/{SID}.json",
+        status=429,
+        json=error_json(20429, "Too Many Requests", 429),
+        headers={"Retry-After": "15"},
+    )
+    with pytest.raises(ProviderError) as caught:
+        provider.fetch(SID)
+    assert (caught.value.rate_limited, caught.value.retry_after) == (True, timedelta(seconds=15))
 
 
 def test_a_refused_listing_is_final(api, provider):

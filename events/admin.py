@@ -84,12 +84,12 @@ class WebhookAttemptInline(admin.TabularInline):
 class WebhookEndpointAdmin(admin.ModelAdmin):
     """Partner webhook endpoints: staff see them and may switch one off or on; owners create them (API, portal)."""
 
-    list_display = ["url", "organization", "partner", "active", "consecutive_failures", "disabled_at"]
+    list_display = ["url", "organization", "partner", "active", "consecutive_failures", "disabled_at", "paused_until"]
     list_filter = ["active"]
     search_fields = ["url", "description", "organization__name", "partner__name"]
     list_select_related = ["organization", "partner"]
     readonly_fields = ["url", "description", "organization", "partner", "event_types", "secret_prefix",
-                       "consecutive_failures", "disabled_at", "disabled_reason", "created_by",
+                       "consecutive_failures", "disabled_at", "disabled_reason", "paused_until", "created_by",
                        "created_at"]  # fmt: skip
     fields = [*readonly_fields[:6], "active", *readonly_fields[6:]]
 

@@ -52,7 +52,8 @@ class EndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
     class Meta:
         model = WebhookEndpoint
         fields = ["id", "owner", "url", "description", "event_types", "active", "secret_prefix",
-                  "consecutive_failures", "disabled_at", "disabled_reason", "created_at", "updated_at"]  # fmt: skip
+                  "consecutive_failures", "disabled_at", "disabled_reason", "paused_until", "created_at",
+                  "updated_at"]  # fmt: skip
 
     def get_owner(self, endpoint: WebhookEndpoint) -> dict[str, str]:
         if endpoint.organization_id is not None:

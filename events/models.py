@@ -64,7 +64,9 @@ class Delivery(models.Model):
 class WebhookEndpoint(models.Model):
     """Where a partner or an organization wants events posted: its URL, the event types it takes, and the secret its
     deliveries are signed with (encrypted here, shown to its owner once). ``consecutive_failures`` counts events in a
-    row that were given up on; at ``DISABLE_AFTER`` the endpoint is switched off and its owner told."""
+    row that were given up on; at ``DISABLE_AFTER`` the endpoint is switched off and its owner told. ``paused_until``
+    is set when the endpoint asked Keel to slow down (429, or 503 with ``Retry-After``): nothing is posted to it
+    before then."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(
@@ -82,6 +84,9 @@ class WebhookEndpoint(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     disabled_at = models.DateTimeField(null=True, blank=True)
     disabled_reason = models.CharField(max_length=200, blank=True)
+    paused_until = models.DateTimeField(
+        null=True, blank=True, help_text="The endpoint asked Keel to slow down: nothing is sent to it before then."
+    )
     created_by = models.ForeignKey("tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

@@ -10,8 +10,14 @@
   (``SKIP LOCKED``, RUNNING with a claim time), POSTs ``{"id", "type", "created", "organization", "data"}`` with
   ``Keel-Signature`` (``events.signing``), a 10 s timeout and no redirects, and records the attempt (status, latency,
   a response excerpt). A 2xx is delivered. Anything else is retried after ``RETRY_DELAYS`` (about 24 hours in all),
-  then given up (FAILED). A claim left RUNNING by a dead worker is claimed again after ``CLAIM_TIMEOUT``: each event
-  reaches each endpoint at least once.
+  or after the wait a 429 or 503 named in ``Retry-After`` when that is longer (at most the longest of
+  ``RETRY_DELAYS``), then given up (FAILED). A claim left RUNNING by a dead worker is claimed again after
+  ``CLAIM_TIMEOUT``: each event reaches each endpoint at least once.
+- **Slowing down**: an endpoint answering 429 (or 503 with ``Retry-After``) asked Keel to slow down. The flush stops
+  there and the endpoint is paused (``paused_until``) for the wait it named, else for the first of ``RETRY_DELAYS``:
+  claims and ``due_endpoints`` pass it by until then, so its other deliveries stay due, unclaimed and with no attempt
+  spent, and go once the pause is over. Their ``next_attempt_at`` is moved to the pause's end, so what the admin, the
+  API and the portal show is when they will really go.
 - An endpoint whose last ``DISABLE_AFTER`` events in a row were given up is switched off, and its owner is emailed.
 """
 
@@ -22,7 +28,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -36,6 +42,7 @@ from events.addresses import url_problem
 from events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookState
 from events.registry import subscribe
 from events.signing import HEADER, header_value
+from msp.retry_after import retry_after_header, wait_before_retry
 from tenancy.audit import audit_record
 from tenancy.crypto import decrypt, encrypt
 from tenancy.emails import email_send
@@ -47,6 +54,8 @@ logger = logging.getLogger(__name__)
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix that marks a secret, not one
 TIMEOUT = 10.0  # seconds per POST
 RETRY_DELAYS = (60, 300, 1800, 7200, 14400, 28800, 28800)  # seconds after attempts 1..7: about 22.6 hours in all
+LONGEST_WAIT = timedelta(seconds=max(RETRY_DELAYS))  # the most an endpoint's Retry-After holds a delivery back
+ADVISED_STATUSES = (429, 503)  # the answers whose Retry-After says when to post again
 DISABLE_AFTER = 10  # events in a row given up on
 CLAIM_TIMEOUT = timedelta(seconds=TIMEOUT * 3)
 FLUSH_LIMIT = 200  # deliveries one flush sends at most
@@ -208,8 +217,13 @@ def fan_out(event: Event) -> None:
     endpoints = _endpoints_for(event)
     if not endpoints:
         return
+    now = timezone.now()
     WebhookDelivery.objects.bulk_create(
-        [WebhookDelivery(endpoint=endpoint, event=event) for endpoint in endpoints], ignore_conflicts=True
+        [
+            WebhookDelivery(endpoint=endpoint, event=event, next_attempt_at=_not_before(endpoint.paused_until, now))
+            for endpoint in endpoints
+        ],
+        ignore_conflicts=True,
     )
     _flush_after_commit([endpoint.pk for endpoint in endpoints])
 
@@ -244,10 +258,16 @@ class Answer:
     latency_ms: int
     excerpt: str
     error: str
+    retry_after: timedelta | None = None  # the wait a 429 or 503 named in Retry-After
 
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def slow_down(self) -> bool:
+        """The endpoint asked Keel to hold off: 429 too many requests, or 503 naming how long."""
+        return self.status_code == 429 or (self.status_code == 503 and self.retry_after is not None)
 
 
 def post(endpoint: WebhookEndpoint, event: Event) -> Answer:
@@ -270,7 +290,18 @@ def post(endpoint: WebhookEndpoint, event: Event) -> Answer:
         elapsed = int((time.monotonic() - began) * 1000)
         return Answer(None, elapsed, "", f"{type(error).__name__}: {error}"[:300])
     elapsed = int((time.monotonic() - began) * 1000)
-    return Answer(response.status_code, elapsed, response.text[:EXCERPT], "")
+    advice = retry_after_header(response.headers) if response.status_code in ADVISED_STATUSES else None
+    return Answer(response.status_code, elapsed, response.text[:EXCERPT], "", advice)
+
+
+def _not_paused(now: datetime) -> Q:
+    """Deliveries whose endpoint has not asked Keel to wait, or whose wait is over."""
+    return Q(endpoint__paused_until__isnull=True) | Q(endpoint__paused_until__lte=now)
+
+
+def _not_before(paused_until: datetime | None, now: datetime) -> datetime:
+    """When a delivery to an endpoint paused until ``paused_until`` may go, at the earliest."""
+    return paused_until if paused_until is not None and paused_until > now else now
 
 
 def _claim(endpoint_id: Any) -> WebhookDelivery | None:
@@ -279,7 +310,7 @@ def _claim(endpoint_id: Any) -> WebhookDelivery | None:
         delivery = (
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("event", "endpoint")
-            .filter(endpoint_id=endpoint_id, endpoint__active=True)
+            .filter(_not_paused(now), endpoint_id=endpoint_id, endpoint__active=True)
             .filter(
                 Q(state__in=[WebhookState.PENDING, WebhookState.RETRYING], next_attempt_at__lte=now)
                 | Q(state=WebhookState.RUNNING, claimed_at__lt=now - CLAIM_TIMEOUT)
@@ -295,7 +326,8 @@ def _claim(endpoint_id: Any) -> WebhookDelivery | None:
 
 
 def endpoint_flush(endpoint_id: Any, *, limit: int = FLUSH_LIMIT) -> int:
-    """Send the endpoint's due deliveries, oldest event first; returns how many were attempted."""
+    """Send the endpoint's due deliveries, oldest event first; returns how many were attempted. Stops as soon as the
+    endpoint asks Keel to slow down: the rest wait for the pause to end."""
     attempted = 0
     while attempted < limit:
         delivery = _claim(endpoint_id)
@@ -304,6 +336,8 @@ def endpoint_flush(endpoint_id: Any, *, limit: int = FLUSH_LIMIT) -> int:
         attempted += 1
         answer = post(delivery.endpoint, delivery.event)
         _record(delivery, answer)
+        if answer.slow_down:
+            break
     return attempted
 
 
@@ -328,12 +362,28 @@ def _record(delivery: WebhookDelivery, answer: Answer, *, retry: bool = True) ->
             delivery.state, delivery.completed_at = WebhookState.FAILED, now
         elif delivery.attempts <= len(RETRY_DELAYS):
             delivery.state = WebhookState.RETRYING
-            delivery.next_attempt_at = now + timedelta(seconds=RETRY_DELAYS[delivery.attempts - 1])
+            backoff = timedelta(seconds=RETRY_DELAYS[delivery.attempts - 1])
+            delivery.next_attempt_at = now + wait_before_retry(backoff, answer.retry_after, longest=LONGEST_WAIT)
         else:
             delivery.state, delivery.completed_at = WebhookState.FAILED, now
             endpoint.update(consecutive_failures=F("consecutive_failures") + 1)
             _maybe_disable(delivery.endpoint_id)
         delivery.save(update_fields=["state", "completed_at", "next_attempt_at", "last_status_code", "claimed_at"])
+        if answer.slow_down:
+            first = timedelta(seconds=RETRY_DELAYS[0])
+            _pause(delivery.endpoint_id, now + wait_before_retry(first, answer.retry_after, longest=LONGEST_WAIT))
+
+
+def _pause(endpoint_id: Any, until: datetime) -> None:
+    """Send nothing to the endpoint before ``until`` (a longer pause already set stays), and move its waiting
+    deliveries' next attempt there."""
+    WebhookEndpoint.objects.filter(Q(paused_until__isnull=True) | Q(paused_until__lt=until), pk=endpoint_id).update(
+        paused_until=until
+    )
+    WebhookDelivery.objects.filter(
+        endpoint_id=endpoint_id, state__in=[WebhookState.PENDING, WebhookState.RETRYING], next_attempt_at__lt=until
+    ).update(next_attempt_at=until)
+    logger.info("webhook endpoint %s asked Keel to slow down: nothing is sent to it before %s", endpoint_id, until)
 
 
 def _maybe_disable(endpoint_id: Any) -> None:
@@ -390,9 +440,16 @@ def endpoint_ping(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
 
 
 def delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
-    """Send a delivery again, now, with a fresh retry schedule (its attempts stay in the log)."""
+    """Send a delivery again, now (or once the endpoint's pause is over), with a fresh retry schedule (its attempts
+    stay in the log)."""
+    paused_until = (
+        WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).values_list("paused_until", flat=True).first()
+    )
     WebhookDelivery.objects.filter(pk=delivery.pk).exclude(state=WebhookState.RUNNING).update(
-        state=WebhookState.PENDING, attempts=0, next_attempt_at=timezone.now(), completed_at=None
+        state=WebhookState.PENDING,
+        attempts=0,
+        next_attempt_at=_not_before(paused_until, timezone.now()),
+        completed_at=None,
     )
     _flush_after_commit([delivery.endpoint_id])
     delivery.refresh_from_db()
@@ -400,11 +457,11 @@ def delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
 
 
 def due_endpoints() -> list[str]:
-    """Endpoints with a delivery due now, or one whose worker vanished."""
+    """Endpoints with a delivery due now, or one whose worker vanished; none that asked Keel to wait."""
     now = timezone.now()
     return [
         str(pk)
-        for pk in WebhookDelivery.objects.filter(endpoint__active=True)
+        for pk in WebhookDelivery.objects.filter(_not_paused(now), endpoint__active=True)
         .filter(
             Q(state__in=[WebhookState.PENDING, WebhookState.RETRYING], next_attempt_at__lte=now)
             | Q(state=WebhookState.RUNNING, claimed_at__lt=now - CLAIM_TIMEOUT)

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 
 class ProviderError(Exception):
-    """The provider refused or could not be reached; ``message`` is safe to show to staff."""
+    """The provider refused or could not be reached; ``message`` is safe to show to staff. ``retryable``: the same
+    request may work later (a rate limit, an outage); ``retry_after``: the wait the provider asked for before then
+    (its ``Retry-After`` on a 429 or 503), if it named one."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: timedelta | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

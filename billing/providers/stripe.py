@@ -1,7 +1,9 @@
 """The real payment provider: Stripe, through its official SDK (``stripe.StripeClient``).
 
 Prices are sent inline (``price_data``) against one Stripe product per plan or add-on, whose id is Keel's own stable
-product id, so nothing has to be set up in the Stripe dashboard first. Every Stripe error becomes a ``ProviderError``.
+product id, so nothing has to be set up in the Stripe dashboard first. Every Stripe error becomes a ``ProviderError``:
+retryable when Stripe could not be reached, limited the rate (429) or failed (5xx), with the wait a 429 or 503 named
+in ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from billing.providers.base import (
     SubscriptionRef,
     intent_result,
 )
+from msp.retry_after import retry_after_header
 
 _API_KEY = re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_\w+")
 
@@ -250,4 +253,5 @@ def _provider_error(exc: stripe.StripeError) -> ProviderError:
     detail = " ".join(str(exc.user_message or "no message").split())
     context = ", ".join(str(part) for part in (type(exc).__name__, status and f"HTTP {status}", exc.code) if part)
     message = _API_KEY.sub("[redacted]", f"Stripe: {detail} ({context})")
-    return ProviderError(message[:500], retryable=retryable)
+    advice = retry_after_header(exc.headers) if status in (429, 503) else None
+    return ProviderError(message[:500], retryable=retryable, retry_after=advice)

@@ -4,8 +4,10 @@ provider reports back.
 Each try is a ``PaymentAttempt``, written (and committed) before the provider is asked, with an idempotency key made
 of the invoice and the attempt's number: a crash or a timeout between the two replays the same charge, never a second
 one. A failed automatic charge is retried on ``BILLING_RETRY_SCHEDULE`` until ``BILLING_MAX_PAYMENT_ATTEMPTS`` tries
-were made, when the invoice becomes uncollectible; a hard decline (``billing.declines``) is never retried. The
-customer is emailed after each failure. The ``payment_intent.*`` webhooks find the attempt by the metadata Keel put on
+were made, when the invoice becomes uncollectible; a hard decline (``billing.declines``) is never retried. A provider
+that could not answer is asked again ``PROVIDER_RETRY`` later with the same attempt and key, or when it said to
+(``Retry-After``) if that is later, but never after the first wait of the retry schedule. The customer is emailed
+after each failure. The ``payment_intent.*`` webhooks find the attempt by the metadata Keel put on
 the payment and apply the same outcome, so a reply and its webhook change an attempt once.
 """
 
@@ -37,6 +39,7 @@ from billing.providers.base import ChargeRequest, ChargeResult, ChargeStatus, In
 from billing.selectors import billing_contacts
 from billing.services.invoices import amount_due, invoice_pay_url
 from events.services import publish
+from msp.retry_after import wait_before_retry
 from notifications.rendering import date_text
 from notifications.services import notify
 from tenancy.audit import audit_record
@@ -46,7 +49,7 @@ from tenancy.services import organization_reactivate
 
 logger = logging.getLogger(__name__)
 
-# A provider that could not answer is asked again (with the same attempt and key) this much later.
+# A provider that could not answer is asked again (with the same attempt and key) this much later, or when it said to.
 PROVIDER_RETRY = timedelta(minutes=15)
 OFF_SESSION = (AttemptTrigger.AUTOMATIC, AttemptTrigger.RETRY, AttemptTrigger.STAFF)
 COLLECTIBLE = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
@@ -62,6 +65,14 @@ _STATUS = {
 def retry_policy() -> tuple[tuple[timedelta, ...], int]:
     """The configured waits between retries and the most automatic charges an invoice gets."""
     return declines.parse_schedule(settings.BILLING_RETRY_SCHEDULE), settings.BILLING_MAX_PAYMENT_ATTEMPTS
+
+
+def _provider_wait(advice: timedelta | None) -> timedelta:
+    """How long a charge the provider could not take waits: ``PROVIDER_RETRY``, or the provider's ``advice`` when
+    longer; at most the retry schedule's first wait, so an outage never holds a charge back longer than a decline."""
+    schedule, _ = retry_policy()
+    longest = max(schedule[0], PROVIDER_RETRY) if schedule else PROVIDER_RETRY
+    return wait_before_retry(PROVIDER_RETRY, advice, longest=longest)
 
 
 def _locked(invoice_id: Any, organization_id: Any) -> Invoice | None:
@@ -172,7 +183,8 @@ def invoice_charge(*, invoice_id: Any, organization_id: Any, trigger: str = Atte
         result = get_provider().payment_intent_create(charge.request)
     except ProviderError as failure:
         if failure.retryable:  # the attempt stays pending; the next run asks again with the same key
-            Invoice.objects.filter(pk=charge.attempt.invoice_id).update(next_payment_at=now + PROVIDER_RETRY)
+            wait = _provider_wait(failure.retry_after)
+            Invoice.objects.filter(pk=charge.attempt.invoice_id).update(next_payment_at=now + wait)
             # Staff see why it is still pending (the portal shows customers no provider error).
             charge.attempt.failure_code, charge.attempt.failure_message = "provider_error", failure.message[:500]
             PaymentAttempt.objects.filter(pk=charge.attempt.pk, status=AttemptStatus.PENDING).update(

@@ -7,7 +7,8 @@
   operating system the portal shows; both page the same way (``after`` is the last device id read).
 
 Every request has a timeout; every failure (network, status, a body that is not the expected JSON) is a
-``ProviderError``, so a sync either reads the whole list or changes nothing.
+``ProviderError``, so a sync either reads the whole list or changes nothing. A lost connection, a timeout and 5xx are
+retryable; a 429 (or a 503 with ``Retry-After``) is NinjaOne asking Keel to slow down, with the wait it named.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import requests
 from django.conf import settings
 
 from integrations.ninjaone.base import ProviderError, RemoteDevice
+from msp.retry_after import retry_after_header
 
 TIMEOUT = 15.0  # seconds, per request
 PAGE_SIZE = 200
@@ -65,7 +67,8 @@ class NinjaOneClient:
                 timeout=TIMEOUT,
             )
         except requests.RequestException as error:
-            raise ProviderError(f"NinjaOne token request failed: {error.__class__.__name__}") from None
+            raise ProviderError(f"NinjaOne token request failed: {error.__class__.__name__}", retryable=True) from None
+        _raise_if_unavailable(response, "/ws/oauth/token")
         if response.status_code != 200:
             raise ProviderError(f"NinjaOne refused the client credentials (HTTP {response.status_code}).")
         body = _json(response)
@@ -89,11 +92,10 @@ class NinjaOneClient:
             try:
                 response = self.session.get(url, params=params, headers=headers, timeout=TIMEOUT)
             except requests.RequestException as error:
-                raise ProviderError(f"NinjaOne request failed: {error.__class__.__name__}") from None
+                raise ProviderError(f"NinjaOne request failed: {error.__class__.__name__}", retryable=True) from None
             if response.status_code == 401 and attempt == 0:
                 continue  # the token expired early or was revoked: one more try with a new one
-            if response.status_code == 429:
-                raise ProviderError("NinjaOne is rate limiting Keel (HTTP 429); the next sync tries again.")
+            _raise_if_unavailable(response, path)
             if response.status_code != 200:
                 raise ProviderError(f"NinjaOne answered HTTP {response.status_code} for {path}.")
             return _json(response)
@@ -126,6 +128,19 @@ class NinjaOneClient:
                 raise ProviderError("NinjaOne's device pages do not move forward.")
             after = last
         raise ProviderError(f"NinjaOne listed more than {MAX_PAGES * PAGE_SIZE} devices; the sync stopped.")
+
+
+def _raise_if_unavailable(response: requests.Response, path: str) -> None:
+    """A 429 or a 5xx as a retryable ProviderError, with the wait a 429 or 503 names in ``Retry-After``."""
+    status = response.status_code
+    if status != 429 and status < 500:
+        return
+    advice = retry_after_header(response.headers) if status in (429, 503) else None
+    if status == 429:
+        raise ProviderError("NinjaOne is rate limiting Keel (HTTP 429); the next sync tries again.", rate_limited=True,
+                            retry_after=advice)  # fmt: skip
+    raise ProviderError(f"NinjaOne answered HTTP {status} for {path}.", retryable=True,
+                        rate_limited=advice is not None, retry_after=advice)  # fmt: skip
 
 
 def _json(response: requests.Response) -> Any:

@@ -43,14 +43,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 def _sync(model_admin: admin.ModelAdmin, request: HttpRequest, organizations: QuerySet[Organization]) -> None:
-    for organization in organizations.order_by("name"):
+    chosen = list(organizations.order_by("name"))
+    for position, organization in enumerate(chosen):
         try:
             result = devices_sync(organization=organization)
         except ServiceValidationError:
             model_admin.message_user(request, f"{organization}: not linked to NinjaOne (set its NinjaOne "
                                               "organization id first).", messages.WARNING)  # fmt: skip
         except ProviderError as error:
-            model_admin.message_user(request, f"{organization}: NinjaOne did not answer: {error}", messages.ERROR)
+            said = str(error) if error.rate_limited else f"NinjaOne did not answer: {error}"
+            model_admin.message_user(request, f"{organization}: {said}", messages.ERROR)
+            if error.rate_limited and position + 1 < len(chosen):
+                rest = ", ".join(str(other) for other in chosen[position + 1 :])
+                model_admin.message_user(request, f"Not synced, as NinjaOne asked Keel to slow down: {rest}.",
+                                         messages.WARNING)  # fmt: skip
+                return
         else:
             level = messages.WARNING if result.line_problems else messages.SUCCESS
             model_admin.message_user(request, f"{organization}: {result.summary()}.", level)

@@ -4,7 +4,7 @@ organization. Pure: the real adapter (``integrations.ninjaone.adapter``) and the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 # NinjaOne's device classes, as people say them.
@@ -23,7 +23,24 @@ NODE_CLASSES = {
 
 
 class ProviderError(Exception):
-    """NinjaOne could not be asked, refused, or answered something Keel cannot read. Nothing was changed."""
+    """NinjaOne could not be asked, refused, or answered something Keel cannot read. Nothing was changed.
+
+    ``retryable``: the same request may work later (a rate limit, an outage, a timeout). ``rate_limited``: NinjaOne
+    asked Keel to hold off (429, or a 503 naming a wait), so any other call now would be refused too; ``retry_after``
+    is the wait it named (``Retry-After``), if it did."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        rate_limited: bool = False,
+        retry_after: timedelta | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable or rate_limited
+        self.rate_limited = rate_limited
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

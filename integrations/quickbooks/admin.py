@@ -1,6 +1,6 @@
-"""QuickBooks Online in the staff admin: the connection (its state, company, token expiry and last error, with buttons
-to connect, reconnect and disconnect; never its tokens) and the sync rows (filtered by state and kind, with why a row
-failed, and the actions "Retry now" and "Push again")."""
+"""QuickBooks Online in the staff admin: the connection (its state, company, token expiry, last error and any pause
+QuickBooks asked for, with buttons to connect, reconnect and disconnect; never its tokens) and the sync rows (filtered
+by state and kind, with why a row failed, and the actions "Retry now" and "Push again")."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from integrations.quickbooks.connection import connection_live, connection_settings_update
@@ -18,7 +20,8 @@ from integrations.quickbooks.models import ConnectionStatus, QboConnection, QboS
 from integrations.quickbooks.sync import syncs_again
 
 SHOWN_FIELDS = ["realm_id", "status", "access_expires_at", "refresh_expires_at", "last_error", "last_error_at",
-                "payments_pulled_through", "connected_by", "connected_at", "disconnected_at"]  # fmt: skip
+                "paused_until", "payments_pulled_through", "connected_by", "connected_at",
+                "disconnected_at"]  # fmt: skip
 
 
 @admin.register(QboConnection)
@@ -103,6 +106,11 @@ class QboSyncAdmin(admin.ModelAdmin):
             messages.warning(request, "QuickBooks is not connected: nothing is pushed or pulled.")
         elif live.status == ConnectionStatus.NEEDS_RECONNECT:
             messages.warning(request, "QuickBooks needs reconnecting: these rows wait until it is connected again.")
+        elif live.paused_until is not None and live.paused_until > timezone.now():
+            until = date_format(timezone.localtime(live.paused_until), "DATETIME_FORMAT")
+            messages.warning(
+                request, f"QuickBooks asked Keel to slow down: nothing is pushed or pulled before {until}."
+            )
         return super().changelist_view(request, extra_context)
 
     @admin.action(description="Retry now (failed or waiting rows)", permissions=["change"])

@@ -45,6 +45,12 @@ class QboConnection(models.Model):
     payments_pulled_through = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="Payments changed in QuickBooks since then are pulled next."
     )
+    paused_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="QuickBooks asked Keel to slow down: nothing is pushed or pulled before then.",
+    )
     connected_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -2,8 +2,13 @@
 
 Each object has one ``QboSync`` row. A run claims it with a conditional UPDATE (due and not taken, or taken by a
 worker that vanished), so two workers never push the same row at once; then pushes, and stores QuickBooks' id. A
-failure QuickBooks may get over (timeout, 429, 5xx) is retried after ``BACKOFF``; after the last wait the row gives up
-(FAILED) and the admin shows why, as it does at once for a refusal that retrying cannot change (a validation fault).
+failure QuickBooks may get over (timeout, 429, 5xx) is retried after ``BACKOFF``, or after the wait QuickBooks named in
+``Retry-After`` when that is longer (at most the last ``BACKOFF`` wait); after the last wait the row gives up (FAILED)
+and the admin shows why, as it does at once for a refusal that retrying cannot change (a validation fault).
+
+QuickBooks limits calls per company. When it asks Keel to slow down (a 429, or a wait named in ``Retry-After``), the
+connection is paused until then (``QboConnection.paused_until``): the run stops there, and nothing is pushed or pulled
+before that time. The rows not tried stay due, with no attempt spent, and go at the first run after the pause.
 
 Pushing twice never makes two records in QuickBooks: a pushed object carries its QuickBooks id and is updated with the
 entity's current ``SyncToken``. Before creating, Keel looks for what an earlier try may have created without Keel
@@ -32,6 +37,7 @@ from integrations.quickbooks import mapping
 from integrations.quickbooks.connection import Books, books_for, connection_usable
 from integrations.quickbooks.models import ConnectionStatus, QboConnection, QboSync, SyncKind, SyncState
 from integrations.quickbooks.providers.base import DUPLICATE_NAME, Entity, QboError, ReconnectNeededError
+from msp.retry_after import wait_before_retry
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization
 
@@ -133,7 +139,8 @@ def backoff(attempts: int) -> timedelta | None:
 
 
 def _failed(sync: QboSync, error: QboError, now: datetime) -> str:
-    wait = backoff(sync.attempts) if error.retryable else None
+    own = backoff(sync.attempts) if error.retryable else None
+    wait = wait_before_retry(own, error.retry_after, longest=BACKOFF[-1]) if own is not None else None
     state = SyncState.RETRYING if wait is not None else SyncState.FAILED
     QboSync.objects.filter(pk=sync.pk).update(
         state=state, last_error=error.message[:2000], next_attempt_at=now + wait if wait else now, claimed_at=None
@@ -142,13 +149,34 @@ def _failed(sync: QboSync, error: QboError, now: datetime) -> str:
     return state
 
 
+def paused(connection: QboConnection, now: datetime) -> bool:
+    """Whether QuickBooks asked Keel to wait and the time it named has not come."""
+    return connection.paused_until is not None and connection.paused_until > now
+
+
+def _paused_now(connection_id: int, now: datetime) -> bool:
+    return QboConnection.objects.filter(pk=connection_id, paused_until__gt=now).exists()
+
+
+def _slow_down(connection_id: int, error: QboError, now: datetime) -> None:
+    """Pause the connection when QuickBooks asked Keel to hold off: for the wait it named, else for the first
+    ``BACKOFF`` wait (never beyond the last one)."""
+    if not error.slow_down:
+        return
+    until = now + wait_before_retry(BACKOFF[0], error.retry_after, longest=BACKOFF[-1])
+    QboConnection.objects.filter(Q(paused_until__isnull=True) | Q(paused_until__lt=until), pk=connection_id).update(
+        paused_until=until
+    )
+    logger.warning("QuickBooks asked Keel to slow down: nothing is sent to it before %s", until.isoformat())
+
+
 def sync_run(*, sync_id: int, now: datetime | None = None, payment: Entity | None = None) -> str:
-    """Push (or record) one row if it is due and unclaimed, while QuickBooks is connected. Returns the state it ends
-    in, ``waiting`` when QuickBooks needs reconnecting, or ``skipped``. ``payment``: the QuickBooks payment a pull
-    just read, so it is not read again."""
+    """Push (or record) one row if it is due and unclaimed, while QuickBooks is connected and not paused. Returns the
+    state it ends in, ``waiting`` when QuickBooks needs reconnecting, or ``skipped``. ``payment``: the QuickBooks
+    payment a pull just read, so it is not read again."""
     now = now or timezone.now()
     connection = connection_usable()
-    if connection is None or not _claim(sync_id, now):
+    if connection is None or paused(connection, now) or not _claim(sync_id, now):
         return "skipped"
     sync = QboSync.objects.select_related("organization").get(pk=sync_id)
     books = books_for(connection)
@@ -164,6 +192,7 @@ def sync_run(*, sync_id: int, now: datetime | None = None, payment: Entity | Non
         )
         return "waiting"
     except QboError as error:
+        _slow_down(connection.pk, error, now)
         return _failed(sync, error, now)
     except Exception as error:  # a surprise is retried like an outage, and shown in the admin
         logger.exception("QuickBooks %s sync %s failed", sync.kind, sync.pk)
@@ -366,7 +395,7 @@ def payments_pull(*, now: datetime | None = None, page_size: int = 100) -> int:
     again next time (a payment already taken is skipped), so nothing changed in the same second is missed."""
     now = now or timezone.now()
     connection = connection_usable()
-    if connection is None:
+    if connection is None or paused(connection, now):
         return 0
     books = books_for(connection)
     since = connection.payments_pulled_through or connection.connected_at
@@ -390,16 +419,23 @@ def payments_pull(*, now: datetime | None = None, page_size: int = 100) -> int:
 
 def sync_due_run(*, now: datetime | None = None) -> dict[str, int]:
     """The beat's work: every due row, then the payments QuickBooks received. Nothing while QuickBooks is not
-    connected (rows wait)."""
+    connected, or paused (rows wait); a run that QuickBooks asks to slow down stops there."""
     now = now or timezone.now()
     connection = connection_usable()
-    if connection is None:
+    if connection is None or paused(connection, now):
         return {"pushed": 0, "payments": 0}
-    outcomes = [sync_run(sync_id=sync_id, now=now) for sync_id in syncs_due(now=now)]
+    outcomes = []
+    for sync_id in syncs_due(now=now):
+        outcome = sync_run(sync_id=sync_id, now=now)
+        outcomes.append(outcome)
+        if outcome in (SyncState.RETRYING, SyncState.FAILED) and _paused_now(connection.pk, now):
+            # The rows after it stay due, with no attempt spent, and the payments unread, until the pause ends.
+            return {"pushed": outcomes.count(SyncState.SUCCEEDED), "payments": 0}
     try:
         taken = payments_pull(now=now)
     except QboError as error:
         taken = 0
+        _slow_down(connection.pk, error, now)
         if not isinstance(error, ReconnectNeededError):  # that one is on the connection already
             QboConnection.objects.filter(pk=connection.pk).update(
                 last_error=f"Pulling payments: {error.message}"[:500], last_error_at=now

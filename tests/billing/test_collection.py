@@ -9,9 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import responses
 import time_machine
 from django.db import connection
 
+from billing import providers
 from billing.models import BillingSettings, Invoice, InvoiceStatus, PaymentAttempt
 from billing.providers import sandbox
 from billing.providers.base import ChargeResult, ChargeStatus
@@ -27,6 +29,7 @@ pytestmark = pytest.mark.django_db
 
 D = Decimal
 ISSUED = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 12:00 in Sydney
+STRIPE_INTENTS = "https://api.stripe.com/v1/payment_intents"
 
 
 @pytest.fixture
@@ -180,6 +183,39 @@ def test_an_outage_keeps_the_attempt_and_asks_again_with_the_same_key(acme, alic
         pending.idempotency_key,
         "PAID",
     )
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [("1800", timedelta(minutes=30)), ("7200", timedelta(hours=1)), (None, timedelta(minutes=15))],
+    ids=["advised", "capped-at-the-first-retry", "no-advice"],
+)
+def test_a_rate_limited_charge_is_asked_again_when_stripe_says(acme, alice, card, settings, monkeypatch, retry_after,
+                                                               wait):  # fmt: skip
+    settings.BILLING_RETRY_SCHEDULE = "1h,6h,1d"
+    settings.STRIPE_PROVIDER, settings.STRIPE_SECRET_KEY, settings.STRIPE_API_VERSION = "stripe", "sk_test_123", ""
+    monkeypatch.setattr(providers, "_instances", {})
+    invoice = issue(acme)
+    limited = {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests."}}
+    with responses.RequestsMock() as stripe_api:
+        stripe_api.post(STRIPE_INTENTS, status=429, json=limited,
+                        headers={"Retry-After": retry_after} if retry_after else {})  # fmt: skip
+        paid_intent = {"id": "pi_3QzRate", "object": "payment_intent", "status": "succeeded", "amount": 100000,
+                       "currency": "aud", "payment_method": "pm_card_visa"}  # fmt: skip
+        stripe_api.post(STRIPE_INTENTS, json=paid_intent)
+        run(ISSUED)
+        invoice.refresh_from_db()
+        (pending,) = invoice.attempts.all()
+        assert (pending.status, pending.failure_code) == ("PENDING", "provider_error")
+        assert invoice.next_payment_at == ISSUED + wait
+        assert run(ISSUED + wait - timedelta(minutes=1)).charged == 0
+        assert len(stripe_api.calls) == 1
+        run(ISSUED + wait)
+        keys = [call.request.headers["Idempotency-Key"] for call in stripe_api.calls]
+    invoice.refresh_from_db()
+    (paid,) = invoice.attempts.all()
+    assert (paid.pk, paid.status, invoice.status) == (pending.pk, "SUCCEEDED", "PAID")
+    assert keys == [pending.idempotency_key] * 2  # the same charge asked again, never a second one
 
 
 def test_credits_lower_what_is_charged(acme, alice, card):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -532,6 +533,34 @@ def test_stripe_errors_become_provider_errors(api, provider, status, error, retr
     assert "sk_test_123" not in caught.value.message
     assert isinstance(caught.value.__cause__, stripe.StripeError)
     assert len(api.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "wait"),
+    [
+        (429, "30", timedelta(seconds=30)),
+        (503, "Fri, 02 Jan 2026 00:02:00 GMT", timedelta(minutes=2)),
+        (429, None, None),
+        (500, "30", None),  # Retry-After means something on a 429 or a 503 only
+    ],
+)
+def test_a_rate_limit_or_an_outage_carries_the_wait_stripe_asked_for(
+    api, provider, time_machine, status, retry_after, wait
+):
+    time_machine.move_to(datetime(2026, 1, 2, 0, 0, tzinfo=UTC), tick=False)
+    headers = {"Request-Id": "req_8sKq2", **({"Retry-After": retry_after} if retry_after else {})}
+    if status == 429:
+        reply = error_json("invalid_request_error", "Too many requests.", code="rate_limit")
+    else:
+        reply = error_json("api_error", "Service unavailable.")
+    api.post(f"{API}/v1/payment_intents", status=status, json=reply, headers=headers)
+
+    with pytest.raises(ProviderError) as caught:
+        provider.payment_intent_create(charge())
+
+    assert caught.value.retryable is True and caught.value.retry_after == wait
+    if status == 429:
+        assert isinstance(caught.value.__cause__, stripe.RateLimitError)
 
 
 def test_an_unreachable_stripe_is_retryable(api, provider):

@@ -1,5 +1,6 @@
 """Partner webhooks: the signature recipe, SSRF refusal, fan-out to subscribed endpoints, signed deliveries, retries
-for about a day, the disable rule, at-least-once after a dead worker, and a real receiver on loopback."""
+for about a day (longer waits when an endpoint's Retry-After asks for them), an endpoint asking Keel to slow down,
+the disable rule, at-least-once after a dead worker, and a real receiver on loopback."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from events.signing import header_value, verify
 from events.webhooks import (
     CLAIM_TIMEOUT,
     DISABLE_AFTER,
+    LONGEST_WAIT,
     RETRY_DELAYS,
     _claim,
     delivery_redeliver,
@@ -190,6 +192,64 @@ def test_failures_are_retried_for_about_a_day_then_given_up(acme):
     assert WebhookAttempt.objects.count() == 8
     endpoint.refresh_from_db()
     assert endpoint.consecutive_failures == 1 and endpoint.active
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "wait", "slow_down"),
+    [
+        (429, "600", timedelta(minutes=10), True),
+        (503, "Mon, 23 Nov 2026 01:20:00 GMT", timedelta(minutes=20), True),
+        (429, "86400", LONGEST_WAIT, True),  # a day asked for: the longest of Keel's own waits at most
+        (429, None, timedelta(seconds=RETRY_DELAYS[0]), True),
+        (503, None, timedelta(seconds=RETRY_DELAYS[0]), False),  # an outage, not a request to slow down
+        (500, "600", timedelta(seconds=RETRY_DELAYS[0]), False),  # Retry-After only counts on a 429 or a 503
+    ],
+    ids=["429-seconds", "503-http-date", "429-capped", "429-no-advice", "503-no-advice", "500"],
+)
+@responses.activate
+def test_a_retry_waits_as_long_as_the_endpoint_asked(acme, status, retry_after, wait, slow_down):
+    endpoint, _ = endpoint_create(organization=acme, url=URL, event_types=["*"])
+    responses.post(URL, status=status, body="busy", headers={"Retry-After": retry_after} if retry_after else {})
+    with time_machine.travel(NOW, tick=False):
+        for _ in range(2):
+            fan_out(Event.objects.create(organization=acme, type="ticket.created", payload={}))
+        assert endpoint_flush(endpoint.pk) == (1 if slow_down else 2)
+    first = _deliveries_to(endpoint)[0]
+    assert (first.state, first.attempts, first.next_attempt_at) == (WebhookState.RETRYING, 1, NOW + wait)
+    endpoint.refresh_from_db()
+    assert endpoint.paused_until == (NOW + wait if slow_down else None)
+
+
+@responses.activate
+def test_an_endpoint_that_asks_to_slow_down_gets_the_rest_once_after_the_wait(acme):
+    endpoint, _ = endpoint_create(organization=acme, url=URL, event_types=["*"])
+    responses.post(URL, status=429, body="slow down", headers={"Retry-After": "600"})
+    responses.post(URL, status=200)
+    pause = timedelta(minutes=10)
+    with time_machine.travel(NOW, tick=False) as traveller:
+        for number in (1, 2, 3):
+            fan_out(Event.objects.create(organization=acme, type="ticket.created", payload={"number": number}))
+            traveller.shift(timedelta(seconds=1))
+        assert endpoint_flush(endpoint.pk) == 1
+        assert len(responses.calls) == 1  # the flush stopped at the 429
+        first, *rest = _deliveries_to(endpoint)
+        paused_until = NOW + timedelta(seconds=3) + pause
+        assert (first.state, first.attempts, first.next_attempt_at) == (WebhookState.RETRYING, 1, paused_until)
+        # The others were not tried: still pending, no attempt spent, due when the pause ends.
+        assert [(d.state, d.attempts, d.next_attempt_at) for d in rest] == [(WebhookState.PENDING, 0, paused_until)] * 2
+        assert due_endpoints() == []
+        fan_out(Event.objects.create(organization=acme, type="ticket.created", payload={"number": 4}))
+        assert _deliveries_to(endpoint)[-1].next_attempt_at == paused_until  # a new event waits too
+        traveller.shift(pause - timedelta(seconds=1))
+        assert endpoint_flush(endpoint.pk) == 0 and due_endpoints() == []
+        assert len(responses.calls) == 1
+        traveller.shift(timedelta(seconds=1))
+        assert due_endpoints() == [str(endpoint.pk)]
+        assert endpoint_flush(endpoint.pk) == 4
+        assert endpoint_flush(endpoint.pk) == 0
+    posted = [json.loads(sent(call)[0])["data"]["number"] for call in responses.calls]
+    assert posted == [1, 1, 2, 3, 4]  # each event once after the wait, oldest first
+    assert {d.state for d in _deliveries_to(endpoint)} == {WebhookState.SUCCEEDED}
 
 
 @responses.activate

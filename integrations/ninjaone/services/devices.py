@@ -1,6 +1,8 @@
 """The device sync: an organization's devices as NinjaOne lists them, and the per-device lines of its contracts.
 
 NinjaOne is asked first, outside any transaction; a failure changes nothing but the settings' ``last_sync_error``.
+NinjaOne limits the calls of Keel's API client as a whole: when it asks Keel to slow down and names a wait
+(``Retry-After``), no organization is synced before that time (at most ``LONGEST_PAUSE`` away), whoever asks.
 Then, in one transaction holding the organization's NinjaOne lock: devices NinjaOne lists are added or updated, those
 it no longer lists are marked removed (kept, no longer counted), and every per-device contract line is brought to the
 device count.
@@ -15,11 +17,13 @@ finds nothing new writes nothing to billing. A line billing refuses to change is
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -30,12 +34,19 @@ from integrations.ninjaone.base import ProviderError, RemoteDevice
 from integrations.ninjaone.models import Device, NinjaOneSettings
 from integrations.ninjaone.providers import get_provider
 from integrations.ninjaone.services import settings_for, settings_locked
+from msp.retry_after import wait_before_retry
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization
 
 logger = logging.getLogger(__name__)
 
 DEVICE_METRIC = "devices"
+# NinjaOne's limit is on Keel's client, not on an organization, so the pause is one shared cache entry that expires
+# by itself; losing it costs at most one more refused call.
+PAUSE_KEY = "ninjaone:paused-until"
+# The longest Keel holds back for NinjaOne's advice: the hourly sync then skips a few runs at most, rather than
+# leaving device counts (and per-device billing) stale for a day.
+LONGEST_PAUSE = timedelta(hours=6)
 FIELDS = ("display_name", "system_name", "node_class", "os_name", "offline", "last_contact_at")
 
 
@@ -57,14 +68,35 @@ class SyncResult:
         return text
 
 
+def paused_until(now: datetime) -> datetime | None:
+    """When NinjaOne may be asked again, while it has asked Keel to wait."""
+    until = cache.get(PAUSE_KEY)
+    return until if isinstance(until, datetime) and until > now else None
+
+
+def _pause(error: ProviderError, now: datetime) -> None:
+    wait = wait_before_retry(timedelta(0), error.retry_after, longest=LONGEST_PAUSE)
+    if not error.rate_limited or wait <= timedelta(0):
+        return  # no wait named: stopping this run is enough, the next one is an hour away
+    until = max(now + wait, paused_until(now) or now)
+    cache.set(PAUSE_KEY, until, timeout=math.ceil((until - now).total_seconds()))
+    logger.warning("NinjaOne asked Keel to slow down: no device sync before %s", until.isoformat())
+
+
 def devices_sync(*, organization: Organization, now: datetime | None = None) -> SyncResult:
     """Bring the organization's devices (and its per-device contract lines) up to date with NinjaOne.
 
     Raises ServiceValidationError when the organization is not linked to NinjaOne, and ProviderError when NinjaOne
-    cannot list its devices (recorded in the settings' ``last_sync_error``; nothing else changes)."""
+    cannot list its devices (recorded in the settings' ``last_sync_error``; nothing else changes) or asked Keel to
+    wait and the time it named has not come (``rate_limited``; NinjaOne is not asked)."""
     ninjaone_org_id = organization.ninjaone_org_id.strip()
     if not ninjaone_org_id:
         raise ServiceValidationError({"ninjaone_org_id": ["This organization is not linked to NinjaOne."]})
+    asked_at = timezone.now()
+    until = paused_until(asked_at)
+    if until is not None:
+        raise ProviderError(f"NinjaOne asked Keel to wait until {timezone.localtime(until):%Y-%m-%d %H:%M %Z}.",
+                            rate_limited=True, retry_after=until - asked_at)  # fmt: skip
     settings_for(organization)
     try:
         listed = get_provider().devices(ninjaone_org_id)
@@ -72,6 +104,7 @@ def devices_sync(*, organization: Organization, now: datetime | None = None) -> 
         NinjaOneSettings.objects.filter(organization=organization).update(
             last_sync_error=str(error)[:1000], updated_at=timezone.now()
         )
+        _pause(error, timezone.now())
         raise
     now = now or timezone.now()
     remote = {device.ninja_id: device for device in listed}

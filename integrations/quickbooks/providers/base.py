@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 SCOPE = "com.intuit.quickbooks.accounting"
@@ -28,15 +28,31 @@ class QboError(Exception):
     """QuickBooks refused the request or could not be reached; ``message`` is safe to show to staff.
 
     ``retryable`` says the same request may succeed later (rate limit, outage, timeout). ``code`` is QuickBooks'
-    fault code (``"6240"``) or the token endpoint's ``error`` (``"invalid_grant"``) when it gave one.
+    fault code (``"6240"``) or the token endpoint's ``error`` (``"invalid_grant"``) when it gave one. ``retry_after``
+    is how long QuickBooks asked Keel to wait before asking again (its ``Retry-After`` on a 429 or 503), if it said.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False, code: str = "", status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        code: str = "",
+        status: int | None = None,
+        retry_after: timedelta | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.code = code
         self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def slow_down(self) -> bool:
+        """QuickBooks asked Keel to hold off (429 too many requests, or a wait it named): the next call to the same
+        company would be refused too."""
+        return self.status == 429 or self.retry_after is not None
 
 
 class ReconnectNeededError(QboError):

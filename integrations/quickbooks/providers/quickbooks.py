@@ -2,7 +2,8 @@
 
 Every request has a timeout and asks for JSON; amounts are read as ``Decimal`` and written as exact decimal numbers.
 A call answered 401 is repeated once with a refreshed token. Errors become ``QboError``: a timeout, a lost connection,
-429 and 5xx are retryable; a ``Fault`` (400, or a 200 that carries one) is not, and keeps QuickBooks' code and words.
+429 and 5xx are retryable (with the wait a 429 or 503 names in ``Retry-After``); a ``Fault`` (400, or a 200 that
+carries one) is not, and keeps QuickBooks' code and words.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +20,7 @@ import requests
 from django.conf import settings
 
 from integrations.quickbooks.providers.base import SCOPE, Entity, QboError, Tokens, TokenSource
+from msp.retry_after import retry_after_header
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ API_URLS = {"production": "https://quickbooks.api.intuit.com", "sandbox": "https
 MINOR_VERSION = "75"
 TIMEOUT = (5.0, 30.0)  # seconds to connect, seconds to wait for the answer
 RETRYABLE_STATUSES = {408, 429, 500, 502, 503, 504}
+ADVISED_STATUSES = {429, 503}  # the answers whose Retry-After says when to ask again
 MAX_RESULTS = 1000  # QuickBooks' own cap on a query page
 
 
@@ -66,6 +69,11 @@ def _body(response: requests.Response) -> Any:
         return response.json(parse_float=Decimal)
     except ValueError:
         return None
+
+
+def _advice(response: requests.Response) -> timedelta | None:
+    """The wait a 429 or 503 asks for in ``Retry-After``, if any."""
+    return retry_after_header(response.headers) if response.status_code in ADVISED_STATUSES else None
 
 
 def _fault(body: Any) -> QboError | None:
@@ -113,7 +121,7 @@ class QuickBooksProvider:
         if response.status_code != 200:
             status = response.status_code
             raise QboError(f"Intuit did not revoke the token (HTTP {status}).", retryable=status in RETRYABLE_STATUSES,
-                           status=status)  # fmt: skip
+                           status=status, retry_after=_advice(response))  # fmt: skip
 
     def _client_auth(self) -> tuple[str, str]:
         return settings.QBO_CLIENT_ID, settings.QBO_CLIENT_SECRET
@@ -129,6 +137,7 @@ class QuickBooksProvider:
                 retryable=response.status_code in RETRYABLE_STATUSES,
                 code=error,
                 status=response.status_code,
+                retry_after=_advice(response),
             )
         return Tokens(
             access_token=str(body["access_token"]),
@@ -187,7 +196,8 @@ class QuickBooksProvider:
         fault = _fault(parsed)
         if response.status_code in RETRYABLE_STATUSES or response.status_code == 401:
             words = fault.message if fault else f"HTTP {response.status_code}"
-            raise QboError(f"QuickBooks is unavailable ({words}).", retryable=True, status=response.status_code)
+            raise QboError(f"QuickBooks is unavailable ({words}).", retryable=True, status=response.status_code,
+                           retry_after=_advice(response))  # fmt: skip
         if fault is not None:
             fault.status = response.status_code
             raise fault

@@ -5,7 +5,7 @@ failure as a ProviderError. No database, no network: ``responses`` fails any req
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -145,6 +145,36 @@ def test_device_list_failures(api, client, record, message):
     api.get(DEVICES_URL, **record)
     with pytest.raises(ProviderError, match=message):
         client.devices("7")
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "rate_limited", "wait"),
+    [
+        (429, "30", True, timedelta(seconds=30)),
+        (429, None, True, None),
+        (503, "Mon, 02 Mar 2026 09:10:00 GMT", True, timedelta(minutes=10)),
+        (503, None, False, None),
+        (500, "30", False, None),  # Retry-After means something on a 429 or a 503 only
+    ],
+)
+def test_a_rate_limit_or_an_outage_is_retryable_with_the_wait_ninjaone_named(
+    api, client, time_machine, status, retry_after, rate_limited, wait
+):
+    time_machine.move_to(datetime(2026, 3, 2, 9, 0, tzinfo=UTC), tick=False)
+    token(api)
+    api.get(DEVICES_URL, status=status, json={}, headers={"Retry-After": retry_after} if retry_after else {})
+    with pytest.raises(ProviderError) as refused:
+        client.devices("7")
+    assert refused.value.retryable
+    assert (refused.value.rate_limited, refused.value.retry_after) == (rate_limited, wait)
+
+
+def test_a_refusal_is_not_retryable(api, client):
+    token(api)
+    api.get(DEVICES_URL, status=403, json={})
+    with pytest.raises(ProviderError) as refused:
+        client.devices("7")
+    assert not refused.value.retryable and not refused.value.rate_limited
 
 
 def test_pages_that_do_not_move_forward_stop_the_sync(api, client, monkeypatch):

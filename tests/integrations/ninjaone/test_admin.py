@@ -101,6 +101,31 @@ def test_a_ninjaone_failure_is_shown_to_staff(superuser, acme_linked, settings):
     ]
 
 
+def test_sync_now_stops_when_ninjaone_asks_keel_to_slow_down(superuser, acme_linked, globex, monkeypatch):
+    from integrations.ninjaone.base import ProviderError
+
+    link(globex, "9")
+    asked = []
+
+    def limited(self, organization_id):
+        asked.append(organization_id)
+        raise ProviderError("NinjaOne is rate limiting Keel (HTTP 429); the next sync tries again.", rate_limited=True)
+
+    monkeypatch.setattr(sandbox.SandboxNinjaOne, "devices", limited)
+    for organization in (acme_linked, globex):
+        NinjaOneSettings.objects.create(organization=organization)
+    response = admin_client(superuser).post(
+        reverse("admin:ninjaone_ninjaonesettings_changelist"),
+        {"action": "sync_now", "_selected_action": [acme_linked.pk, globex.pk]},
+        follow=True,
+    )
+    assert asked == ["7"]
+    assert [str(m) for m in response.context["messages"]] == [
+        "Acme Pty Ltd: NinjaOne is rate limiting Keel (HTTP 429); the next sync tries again.",
+        "Not synced, as NinjaOne asked Keel to slow down: Globex Corporation.",
+    ]
+
+
 def test_staff_groups(acme_linked):
     technician, manager = staff_member("Technician"), staff_member("Manager")
     for model in ("alert", "device", "webhookevent", "ninjaonesettings"):

@@ -8,11 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import responses
 
 from billing.models import ContractAdjustment, ContractLine, Invoice
 from billing.services.contracts import ContractTerms, contract_create
 from billing.services.invoicing import invoices_generate
-from integrations.ninjaone import sandbox, tasks
+from integrations.ninjaone import providers, sandbox, tasks
 from integrations.ninjaone.base import ProviderError, RemoteDevice
 from integrations.ninjaone.models import Device, NinjaOneSettings
 from integrations.ninjaone.services import devices as device_services
@@ -23,6 +24,7 @@ from tests.integrations.ninjaone.conftest import ACME_NINJA, GLOBEX_NINJA, link
 pytestmark = pytest.mark.django_db
 
 D = Decimal
+BASE = "https://app.ninjarmm.com"
 # 17 March 2026, 10:00 in Sydney; still the 16th in UTC.
 SYDNEY_MORNING = datetime(2026, 3, 16, 23, 0, tzinfo=UTC)
 
@@ -114,18 +116,54 @@ def test_the_hourly_task_syncs_every_linked_organization_despite_one_failing(acm
 
     def flaky(self, organization_id):
         if organization_id == "11":
-            raise ProviderError("NinjaOne is rate limiting Keel (HTTP 429); the next sync tries again.")
+            raise ProviderError("NinjaOne answered HTTP 500 for /v2/devices-detailed.", retryable=True)
         return listed(self, organization_id)
 
     monkeypatch.setattr(sandbox.SandboxNinjaOne, "devices", flaky)
-    assert tasks.sync_devices() == {"synced": 2, "failed": 1}
+    assert tasks.sync_devices() == {"synced": 2, "failed": 1, "deferred": 0}
     assert Device.objects.for_org(acme).count() == 4 + 7 % 12
     assert Device.objects.for_org(globex).count() == 4 + 9 % 12
     assert not Device.objects.for_org(initech).exists()
-    assert "HTTP 429" in NinjaOneSettings.objects.get(organization=initech).last_sync_error
+    assert "HTTP 500" in NinjaOneSettings.objects.get(organization=initech).last_sync_error
     # Each organization has only the devices of its own NinjaOne organization.
     assert {d.display_name.split("-")[1] for d in Device.objects.for_org(acme)} == {"7"}
     assert not tasks.sync_organization_devices(str(initech.pk))
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [("7200", timedelta(hours=2)), ("86400", device_services.LONGEST_PAUSE)],
+    ids=["two-hours", "capped"],
+)
+def test_a_rate_limit_stops_the_hourly_sync_until_the_wait_ninjaone_named(
+    acme, globex, initech, settings, monkeypatch, time_machine, retry_after, wait
+):
+    settings.NINJAONE_PROVIDER = "ninjaone"
+    settings.NINJAONE_CLIENT_ID, settings.NINJAONE_CLIENT_SECRET = "keel-client", "keel-secret"
+    monkeypatch.setattr(providers, "_instances", {})
+    for organization, ninjaone_id in ((acme, ACME_NINJA), (globex, GLOBEX_NINJA), (initech, "11")):
+        link(organization, ninjaone_id)
+    time_machine.move_to(SYDNEY_MORNING, tick=False)
+    with responses.RequestsMock() as api:
+        api.post(f"{BASE}/ws/oauth/token", json={"access_token": "tok-1", "expires_in": 3600})
+        api.get(f"{BASE}/v2/devices-detailed", status=429, json={}, headers={"Retry-After": retry_after})
+        api.get(f"{BASE}/v2/devices-detailed", json=[])
+
+        def listed() -> int:
+            return sum(str(call.request.url).startswith(f"{BASE}/v2/") for call in api.calls)
+
+        assert tasks.sync_devices() == {"synced": 0, "failed": 1, "deferred": 2}
+        assert listed() == 1  # the other organizations were not asked for
+        assert [row.last_sync_error for row in NinjaOneSettings.objects.all()] == [
+            "NinjaOne is rate limiting Keel (HTTP 429); the next sync tries again."
+        ]
+        time_machine.move_to(SYDNEY_MORNING + timedelta(hours=1), tick=False)  # the next hourly run
+        assert tasks.sync_devices() == {"synced": 0, "failed": 0, "deferred": 3}
+        time_machine.move_to(SYDNEY_MORNING + wait - timedelta(seconds=1), tick=False)
+        assert tasks.sync_devices()["deferred"] == 3 and listed() == 1
+        time_machine.move_to(SYDNEY_MORNING + wait, tick=False)
+        assert tasks.sync_devices() == {"synced": 3, "failed": 0, "deferred": 0}
+        assert listed() == 4
 
 
 # -- per-device contract lines --------------------------------------------------------------------------------------

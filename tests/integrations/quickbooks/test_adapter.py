@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
@@ -141,6 +142,32 @@ def test_throttling_and_server_errors_are_retryable(adapter, intuit, status):
     with pytest.raises(QboError) as unavailable:
         adapter.read(FakeTokens(), "invoice", "130")
     assert unavailable.value.retryable and unavailable.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "wait"),
+    [
+        (429, "30", timedelta(seconds=30)),
+        (503, "Mon, 02 Mar 2026 01:05:00 GMT", timedelta(minutes=5)),
+        (429, None, None),
+        (500, "30", None),  # Retry-After means something on a 429 or a 503 only
+    ],
+)
+def test_a_429_or_503_carries_the_wait_quickbooks_asked_for(adapter, intuit, clock, status, retry_after, wait):
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    intuit.get(f"{API}/invoice/130", status=status, json=fault("3001", "ThrottleExceeded", kind="SERVICE"),
+               headers=headers)  # fmt: skip
+    with pytest.raises(QboError) as unavailable:
+        adapter.read(FakeTokens(), "invoice", "130")
+    assert unavailable.value.retryable and unavailable.value.retry_after == wait
+    assert unavailable.value.slow_down is (status == 429 or wait is not None)
+
+
+def test_a_throttled_token_endpoint_says_how_long_to_wait(adapter, intuit):
+    intuit.post(TOKEN_URL, status=429, body="Too Many Requests", headers={"retry-after": "90"})
+    with pytest.raises(QboError) as throttled:
+        adapter.refresh(refresh_token="r-old")
+    assert throttled.value.retryable and throttled.value.retry_after == timedelta(seconds=90)
 
 
 def test_a_timeout_is_retryable(adapter, intuit):

@@ -1,9 +1,11 @@
 """QuickBooks in the staff admin: the connection's state, company, expiry and last error with the buttons to connect,
 reconnect or disconnect, never its tokens; staff choose the items invoices are booked to; sync rows filtered by state
-and kind show why they failed, and "Retry now" and "Push again" queue them. The staff groups hold these rights."""
+and kind show why they failed, and "Retry now" and "Push again" queue them; a pause QuickBooks asked for is shown. The
+staff groups hold these rights."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -85,6 +87,15 @@ def test_sync_rows_are_filtered_and_show_why_they_failed(staff, acme, globex, in
     assert response.context["cl"].result_count == 2
     assert "Duplicate Name Exists Error" in page and "Acme Pty Ltd" in page and "Initech" not in page
     assert 'href="/admin/billing/invoice/x/change/"' in staff.get(SYNCS).content.decode()
+
+
+def test_a_pause_quickbooks_asked_for_is_shown_above_the_rows_and_on_the_connection(staff, connection, acme, clock):
+    QboConnection.objects.filter(pk=connection.pk).update(paused_until=NOW + timedelta(minutes=2))
+    page = staff.get(SYNCS).content.decode()
+    assert "QuickBooks asked Keel to slow down: nothing is pushed or pulled before" in page
+    assert "Paused until" in staff.get(f"{CONNECTIONS}{connection.pk}/change/").content.decode()
+    clock.shift(timedelta(minutes=2))
+    assert "slow down" not in staff.get(SYNCS).content.decode()
 
 
 def test_retry_now_runs_failed_rows_again(staff, connection, acme, intuit, django_capture_on_commit_callbacks):

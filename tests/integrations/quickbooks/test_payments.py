@@ -191,3 +191,20 @@ def test_a_failed_pull_is_shown_on_the_connection_and_tried_again_from_the_same_
     sync_due_run()
     connection.refresh_from_db()
     assert connection.last_error == "" and query_of(intuit.calls[0]) == query_of(intuit.calls[1])
+
+
+def test_a_pull_quickbooks_throttles_waits_for_the_time_it_names(connection, acme, intuit, clock):
+    pushed(issue(acme))
+    intuit.get(f"{API}/query", status=429, body="Too Many Requests", headers={"Retry-After": "300"})
+    intuit.get(f"{API}/query", **found())
+    sync_due_run()
+    connection.refresh_from_db()
+    assert connection.paused_until == NOW + timedelta(minutes=5)
+    assert connection.last_error == "Pulling payments: QuickBooks is unavailable (HTTP 429)."
+    clock.shift(timedelta(minutes=4))
+    assert sync_due_run() == {"pushed": 0, "payments": 0} and len(intuit.calls) == 1
+    clock.shift(timedelta(minutes=1))
+    sync_due_run()
+    connection.refresh_from_db()
+    assert len(intuit.calls) == 2 and connection.last_error == ""
+    assert query_of(intuit.calls[0]) == query_of(intuit.calls[1])

@@ -1,7 +1,8 @@
 """Pushing to QuickBooks: an organization becomes a customer (its id kept on the organization; an existing customer of
 the same name adopted), a finalized invoice becomes a QuickBooks invoice to the cent, and pushing it again updates it
 with its SyncToken instead of making another, even after a lost answer. Outages are retried after 1 min, 5 min,
-30 min, 2 h and 6 h, then the row gives up; a refusal gives up at once."""
+30 min, 2 h and 6 h (or the longer wait QuickBooks names in Retry-After, at most 6 h), then the row gives up; a
+refusal gives up at once. QuickBooks asking Keel to slow down stops the run until the wait is over."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from events.models import Delivery, Event
 from events.services import delivery_run, event_fan_out
 from integrations.quickbooks.connection import connection_disconnect
 from integrations.quickbooks.models import QboConnection, QboSync, SyncKind, SyncState
-from integrations.quickbooks.sync import BACKOFF, invoice_push_enqueue, sync_enqueue, sync_run
+from integrations.quickbooks.sync import BACKOFF, invoice_push_enqueue, sync_due_run, sync_enqueue, sync_run
 from tenancy.models import Organization
 from tenancy.services import organization_update
 from tests.integrations.quickbooks.conftest import API, NOW, body, fault, issue, query_of
@@ -293,3 +294,58 @@ def test_a_row_taken_by_another_worker_is_not_pushed_twice(connection, billed, i
     QboSync.objects.filter(pk=row.pk).update(state=SyncState.RUNNING, claimed_at=NOW)
     assert sync_run(sync_id=row.pk) == "skipped"
     assert not intuit.calls
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [
+        ("600", timedelta(minutes=10)),
+        ("Mon, 02 Mar 2026 01:20:00 GMT", timedelta(minutes=20)),
+        ("86400", BACKOFF[-1]),  # a day asked for: the last wait of the backoff at most
+    ],
+    ids=["seconds", "http-date", "capped"],
+)
+def test_a_wait_quickbooks_names_outlasts_the_backoff(connection, billed, intuit, clock, retry_after, wait):
+    throttled = fault("003001", "ThrottleExceeded", kind="SERVICE")
+    intuit.post(f"{API}/customer", status=429, json=throttled, headers={"Retry-After": retry_after})
+    intuit.post(f"{API}/customer", json={"Customer": {"Id": "58", "SyncToken": "0"}})
+    QboConnection.objects.filter(pk=connection.pk).update(access_expires_at=NOW + timedelta(days=1))  # no refresh
+    row = customer_row(billed)
+    assert sync_run(sync_id=row.pk) == SyncState.RETRYING
+    row.refresh_from_db()
+    assert (row.attempts, row.next_attempt_at) == (1, NOW + wait)
+    connection.refresh_from_db()
+    assert connection.paused_until == NOW + wait  # the company as a whole: no other row goes before then either
+    clock.shift(wait - timedelta(seconds=1))
+    assert sync_run(sync_id=row.pk) == "skipped"
+    assert len(intuit.calls) == 1
+    clock.shift(timedelta(seconds=1))
+    assert sync_run(sync_id=row.pk) == SyncState.SUCCEEDED
+
+
+def test_a_rate_limit_stops_the_run_and_the_rest_go_once_after_the_wait(connection, acme, globex, initech, intuit,
+                                                                        clock):  # fmt: skip
+    throttled = fault("003001", "ThrottleExceeded", kind="SERVICE")
+    intuit.post(f"{API}/customer", status=429, json=throttled, headers={"Retry-After": "120"})
+    for qbo_id in ("58", "59", "60"):
+        intuit.post(f"{API}/customer", json={"Customer": {"Id": qbo_id, "SyncToken": "0"}})
+    intuit.get(f"{API}/query", json={"QueryResponse": {}})
+    rows = [customer_row(organization) for organization in (acme, globex, initech)]
+    assert sync_due_run() == {"pushed": 0, "payments": 0}
+    assert len(intuit.calls) == 1  # neither the other customers nor the payments were asked for
+    first, *rest = (QboSync.objects.get(pk=row.pk) for row in rows)
+    assert (first.state, first.attempts, first.next_attempt_at) == (SyncState.RETRYING, 1, NOW + timedelta(minutes=2))
+    assert [(row.state, row.attempts, row.next_attempt_at) for row in rest] == [(SyncState.PENDING, 0, NOW)] * 2
+    clock.shift(timedelta(minutes=2) - timedelta(seconds=1))
+    assert sync_due_run() == {"pushed": 0, "payments": 0}
+    assert sync_run(sync_id=rest[0].pk) == "skipped"
+    assert len(intuit.calls) == 1
+    clock.shift(timedelta(seconds=1))
+    assert sync_due_run() == {"pushed": 3, "payments": 0}
+    pushes = [call for call in intuit.calls if call.request.url.startswith(f"{API}/customer")]
+    # The rows left waiting go first (they were due before the refused one's retry), each once.
+    assert [body(call)["DisplayName"] for call in pushes] == ["Acme Pty Ltd", "Globex Corporation", "Initech",
+                                                             "Acme Pty Ltd"]  # fmt: skip
+    assert {row.state for row in QboSync.objects.all()} == {SyncState.SUCCEEDED}
+    assert sync_due_run() == {"pushed": 0, "payments": 0}
+    assert len(intuit.calls) == 6  # four pushes and two payment pulls: nothing more

@@ -19,6 +19,15 @@ def fan_out_many(event_ids: list[str]) -> None:
 
 
 @shared_task(acks_late=True)
+def relay() -> int:
+    """Fan out the events committed since the last run (``events.services.relay_ring`` queues it)."""
+    delivery_ids = services.events_relay()
+    for delivery_id in delivery_ids:
+        run_delivery.delay(delivery_id)
+    return len(delivery_ids)
+
+
+@shared_task(acks_late=True)
 def run_delivery(delivery_id: int) -> str:
     return services.delivery_run(delivery_id=delivery_id)
 

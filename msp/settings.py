@@ -236,6 +236,10 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "keel"}}
+# Events are fanned out by a relay that a shared cache's doorbell wakes (events.services.relay_ring): one task for
+# however many events commit while it runs. A process-local cache cannot be a doorbell for other processes, so
+# without Redis each event queues its own fan-out task.
+EVENTS_RELAY = bool(REDIS_URL)
 
 AUTH_USER_MODEL = "tenancy.User"
 AUTHENTICATION_BACKENDS = [

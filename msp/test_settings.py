@@ -10,6 +10,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 SMS_SANDBOX_CALLBACKS = False  # tests post callbacks through the test client when they want them
 CELERY_TASK_EAGER_PROPAGATES = False
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "keel-tests"}}
+EVENTS_RELAY = False  # the cache is this process's own (tests of the relay turn it on)
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_RENDERER_CLASSES": ["tenancy.renderers.JSONRenderer"]}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},

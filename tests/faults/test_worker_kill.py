@@ -203,8 +203,12 @@ def receiver():
     endpoint.close()
 
 
-def test_webhooks_killed_mid_delivery_reach_the_endpoint(acme, receiver, workers, settings):
+@pytest.mark.parametrize("relay", [False, True], ids=["task-per-event", "relay"])
+def test_webhooks_killed_mid_delivery_reach_the_endpoint(acme, receiver, workers, broker, settings, relay):
     settings.WEBHOOKS_ALLOW_PRIVATE = True
+    if relay:  # commits ring the doorbell in the Redis the workers share, as in production (events.services)
+        settings.CACHES = {"default": {"BACKEND": "msp.cache.RedisCache", "LOCATION": broker.url}}
+        settings.EVENTS_RELAY = True
     endpoint, _ = endpoint_create(url=receiver.url, event_types=["*"], organization=acme)
     first = workers.start()
     events = [
@@ -236,6 +240,8 @@ def test_webhooks_killed_mid_delivery_reach_the_endpoint(acme, receiver, workers
 
     ids = [str(event.pk) for event in events]
     assert Counter(receiver.received) == Counter({**dict.fromkeys(ids, 1), str(held.event_id): 2})
+    fanned_by = "events.tasks.relay[" if relay else "events.tasks.fan_out["
+    assert fanned_by in first.output() + second.output()
     deliveries = WebhookDelivery.objects.filter(endpoint=endpoint)
     assert sorted(str(d.event_id) for d in deliveries) == sorted(ids)  # one delivery per event
     assert {d.pk: d.attempts for d in deliveries} == {d.pk: 2 if d.pk == held.pk else 1 for d in deliveries}

@@ -407,7 +407,9 @@ def _submissions_delete() -> list[str]:
 def _broker_forget(redis_url: str | None, event_ids: list[str]) -> int:
     """Take the jobs the server queued for ``event_ids`` (their fan-out) off the broker's queue, which is shared
     with whoever else uses this Redis: no worker reads it during a benchmark, and the events are gone. Without Redis
-    the broker is a folder of the run's own, deleted with it. Returns how many jobs were removed."""
+    the broker is a folder of the run's own, deleted with it. Returns how many jobs were removed. (With Redis the
+    server queues one relay run, with no arguments, rather than a job per event: it is left, as it fans out only
+    events that still wait.)"""
     if not redis_url or not event_ids:
         return 0
     import redis

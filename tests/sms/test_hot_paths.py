@@ -13,6 +13,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from sms.links import is_bot
 from sms.models import Click, JobState, SendingNumber, SendJob, ShortLink, StatusCallback
@@ -257,3 +258,21 @@ def test_preview_fetchers_are_recognised_whatever_their_case(agent):
     assert is_bot(method="GET", user_agent=agent) is True
     assert is_bot(method="GET", user_agent=agent.lower()) is True
     assert is_bot(method="GET", user_agent=agent.upper()) is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_click_commits_without_waiting_for_the_disk_and_only_its_own_transaction(link):
+    if connection.vendor != POSTGRES:
+        pytest.skip("asynchronous commit is PostgreSQL's")
+    with (
+        time_machine.travel(EXPIRES - timedelta(days=1), tick=False),
+        CaptureQueriesContext(connection) as queries,
+    ):
+        response = Client().get("/s/Hp7_x-Z9kQ", HTTP_USER_AGENT=PHONE)
+    assert response.status_code == 302
+    statements = [query["sql"].split(" (", 1)[0] for query in queries.captured_queries]
+    assert statements == ["BEGIN", "SET LOCAL synchronous_commit TO OFF", 'INSERT INTO "sms_click"', "COMMIT"]
+    assert Click.objects.count() == 1  # committed
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)  # the setting ended with the click's transaction

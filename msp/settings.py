@@ -204,6 +204,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.portal",
             ],
+            # {% url %} remembering the paths of argument-less names (it replaces Django's tag).
+            "builtins": ["portal.templatetags.portal_urls"],
         },
     }
 ]

@@ -66,10 +66,10 @@ def _field_names() -> tuple[str, ...]:
 
 
 @functools.cache
-def _caches_backend(path: str) -> bool:
+def _caches_backend(path: str, configured: tuple[str, ...]) -> bool:
     """Whether a session signed in through ``path`` may be answered from the cache: a configured backend that
     loads people as Django's ModelBackend does (by primary key, refusing the inactive)."""
-    return path in settings.AUTHENTICATION_BACKENDS and isinstance(load_backend(path), ModelBackend)
+    return path in configured and isinstance(load_backend(path), ModelBackend)
 
 
 def _known(user: User) -> KnownUser:
@@ -91,7 +91,11 @@ def session_user(request: HttpRequest) -> Any:
     except (KeyError, ValidationError):
         return auth.get_user(request)
     session_hash = session.get(HASH_SESSION_KEY)
-    if not session_hash or not isinstance(backend_path, str) or not _caches_backend(backend_path):
+    if (
+        not session_hash
+        or not isinstance(backend_path, str)
+        or not _caches_backend(backend_path, tuple(settings.AUTHENTICATION_BACKENDS))
+    ):
         return auth.get_user(request)
     name, version = user_entry(user_id), user_version(user_id)
     read = access_read([name, portal_entry(user_id)], [version])

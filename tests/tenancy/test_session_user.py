@@ -136,3 +136,13 @@ def test_a_forged_session_hash_is_refused_even_with_the_row_cached(
     session["_auth_user_hash"] = "0" * 64
     session.save()
     assert client.get(DASHBOARD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_backend_taken_out_of_the_settings_signs_its_sessions_out(
+    alice: User, client_for: Callable[[User], Client], settings: Any
+) -> None:
+    client = client_for(alice)
+    assert client.get(DASHBOARD).status_code == 200  # cached now
+    settings.AUTHENTICATION_BACKENDS = ["sesame.backends.ModelBackend"]
+    assert client.get(DASHBOARD).status_code == 302

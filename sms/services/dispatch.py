@@ -11,7 +11,7 @@ A run (:func:`dispatch`, started by Celery beat every few seconds) works an orga
    per minute, per number per second and per day) are written in the same transaction. Because every change to an
    organization's counters happens while its lock is held, a worker always reads exact values: caps are never
    exceeded, however many workers run.
-2. **Send**, outside any transaction, one provider call per job.
+2. **Send** (``sms.services.handover``), outside any transaction, one provider call per job.
 3. **Record** the answers in small chunks: SENT with the provider's sid, or FAILED with the provider's error code
    when it refused the message. A retryable error (timeout, outage, rate limit) leaves the job SENDING: the provider
    may have accepted it. It is looked up (see below) after a wait that doubles with each failed attempt (2, 4, 8 …
@@ -39,7 +39,7 @@ import logging
 import secrets
 import time as clock
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,11 +49,10 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from billing.models import SmsCreditEntry
-from msp.retry_after import wait_before_retry
 from sms import counters
 from sms.gates import Action, Check, decide, sending_day, warmup_cap
 from sms.messages import compose
@@ -71,12 +70,13 @@ from sms.models import (
     SmsSettings,
 )
 from sms.providers import get_provider
-from sms.providers.base import MessageProvider, OutboundMessage, ProviderError
+from sms.providers.base import MessageProvider, OutboundMessage
 from sms.sandbox_callbacks import status_callback_url
 from sms.segments import count as segment_count
+from sms.services.handover import Batch, Number, Send, send_batch
 from sms.services.lookups import Prices, last_messages, warmup_curve, zone_or_none
-from sms.services.settle import JOB_FIELDS, RETRY_AFTER, RETRY_MOST, Outcome, complete_finished, reconcile
-from sms.services.tallies import add_gate_hits, add_to_counters, budget_alert, take_from_counters
+from sms.services.settle import JOB_FIELDS, Outcome, complete_finished, reconcile
+from sms.services.tallies import add_gate_hits, add_to_counters, budget_alert
 from tenancy.models import Organization
 from tenancy.recordset import among, insert_rows, update_rows
 
@@ -85,23 +85,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["BATCH", "Outcome", "Prices", "dispatch", "reconcile"]
 
 BATCH = 500  # jobs claimed per organization per transaction
-RECORD_EVERY = 500  # provider answers recorded per transaction, or every RECORD_SECONDS, whichever comes first
-RECORD_SECONDS = 1.0
 LEASE = timedelta(minutes=10)  # how long a SENDING job is left to its worker before it is reconciled
 HOLD = timedelta(minutes=1)  # a job held by the kill switch or a paused campaign is looked at again after this
 NO_PRICE = "no_price"  # reason of a job whose destination has no price (staff must add one)
 CANCELED = "canceled"  # reason of a job whose campaign was canceled or completed before it went
-PROVIDER_WAIT = "provider_wait"  # reason of a job not sent because the provider asked to be left alone for a while
-
-
-@dataclass(frozen=True)
-class _Number:
-    id: uuid.UUID
-    phone: str
-    per_second: int
-    cap: int  # today's warm-up cap
-    day_key: str
-    second_key: str
 
 
 @dataclass
@@ -110,26 +97,7 @@ class _Campaign:
     link_url: str
     start_at: datetime | None
     templates: list[str] = field(default_factory=list)
-    numbers: list[_Number] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Send:
-    job_id: int
-    message: OutboundMessage
-    attempt: int = 1  # this send's number among the job's attempts
-    number: _Number | None = None  # what its claim counted, given back if it is not sent after all
-    charge: Decimal = Decimal("0")
-    credits: int = 0
-
-
-@dataclass
-class _Batch:
-    organization_id: uuid.UUID
-    claimed: int
-    sends: list[_Send]
-    lease_until: datetime  # the claim's lease: a job still SENDING with it is still this batch's
-    windows: dict[str, datetime]  # the window of each counter the claim counted in
+    numbers: list[Number] = field(default_factory=list)
 
 
 def dispatch(
@@ -154,7 +122,7 @@ def dispatch(
                 if batch is None:
                     break
                 progressed = True
-                _send(batch, provider, outcome)
+                send_batch(batch, provider, outcome)
                 if batch.claimed < limit or (deadline is not None and clock.monotonic() > deadline):
                     break
             if outcome.paused_until is not None or (deadline is not None and clock.monotonic() > deadline):
@@ -208,7 +176,7 @@ def _start_scheduled(now: datetime) -> None:
     )
 
 
-def _gate(organization_id: uuid.UUID, now: datetime, limit: int, prices: Prices, outcome: Outcome) -> _Batch | None:
+def _gate(organization_id: uuid.UUID, now: datetime, limit: int, prices: Prices, outcome: Outcome) -> Batch | None:
     """Claim and decide up to ``limit`` of the organization's due jobs in one transaction; None when another worker
     holds the organization or nothing is due."""
     with transaction.atomic():
@@ -237,7 +205,7 @@ def _gate(organization_id: uuid.UUID, now: datetime, limit: int, prices: Prices,
     outcome.skipped += planner.skipped
     outcome.held += planner.held
     outcome.gates.update({gate: hits for (_, gate), hits in planner.gate_hits.items()})
-    return _Batch(
+    return Batch(
         organization_id=organization_id,
         claimed=len(jobs),
         sends=planner.sends,
@@ -258,7 +226,7 @@ class _Planner:
         self.zone = zone_or_none(self.organization.timezone) or settings.TIME_ZONE
         self.sender = sms_settings.business_name or self.organization.display_name
         self.rows: list[list[object]] = []
-        self.sends: list[_Send] = []
+        self.sends: list[Send] = []
         self.links: list[list[object]] = []
         self.gate_hits: Counter[tuple[uuid.UUID, str]] = Counter()
         self.skipped = 0
@@ -303,7 +271,7 @@ class _Planner:
         ):
             cap = warmup_cap(sending_day(start, today), warmup_curve(curve))
             self.campaigns[campaign_id].numbers.append(
-                _Number(pk, phone, per_second, cap, counters.day_key(pk), counters.second_key(pk))
+                Number(pk, phone, per_second, cap, counters.day_key(pk), counters.second_key(pk))
             )
 
         self.contacts = {
@@ -419,7 +387,7 @@ class _Planner:
         self.rows.append([job_id, JobState.SENDING, "", None, self.now + LEASE, number.id, body, parts, cost, self.now,
                           attempts + 1])  # fmt: skip
         message = OutboundMessage(phone, number.phone, body, self.callback_url)
-        self.sends.append(_Send(job_id, message, attempts + 1, number=number, charge=charge, credits=covered))
+        self.sends.append(Send(job_id, message, attempts + 1, number=number, charge=charge, credits=covered))
         if token:
             expires = self.now + timedelta(days=settings.SMS_SHORT_LINK_DAYS)
             self.links.append([organization_id, token, job_id, campaign.link_url, expires, self.now])
@@ -469,115 +437,3 @@ class _Planner:
 
 def _token() -> str:
     return secrets.token_urlsafe(7)  # 10 characters, 56 random bits
-
-
-def _send(batch: _Batch, provider: MessageProvider, outcome: Outcome) -> None:
-    """Hand each message to the provider; record the answers every ``RECORD_EVERY`` messages or ``RECORD_SECONDS``.
-    Stops at a refusal that asks to wait (:attr:`ProviderError.asks_to_wait`): the messages after it are held back."""
-    answers: list[list[object]] = []
-    sids: list[str] = []
-    recorded = clock.monotonic()
-    for index, send in enumerate(batch.sends):
-        try:
-            state = provider.send(send.message)
-        except ProviderError as error:
-            if error.retryable:
-                # It may have been accepted: leave it SENDING, to be reconciled (looked up) after a while.
-                until = timezone.now() + wait_before_retry(
-                    retry_wait(send.attempt), error.retry_after, longest=RETRY_MOST
-                )
-                answers.append([send.job_id, JobState.SENDING, None, error.code or "", until])
-                if error.asks_to_wait:
-                    logger.warning("sms: the provider asks to wait until %s (%s)", until.isoformat(), error.message)
-                    _record(answers, sids)
-                    _hold_back(batch, batch.sends[index + 1 :], until, outcome)
-                    outcome.paused_until = until
-                    return
-            else:
-                logger.info("sms job %s refused by the provider: %s", send.job_id, error.message)
-                answers.append([send.job_id, JobState.FAILED, None, error.code or "refused", None])
-                outcome.failed += 1
-        else:
-            answers.append([send.job_id, JobState.SENT, state.sid, "", None])
-            sids.append(state.sid)
-            outcome.sent += 1
-        if len(answers) >= RECORD_EVERY or clock.monotonic() - recorded > RECORD_SECONDS:
-            _record(answers, sids)
-            answers, sids, recorded = [], [], clock.monotonic()
-    _record(answers, sids)
-
-
-def _hold_back(batch: _Batch, unsent: Sequence[_Send], until: datetime, outcome: Outcome) -> None:
-    """Queue again, due at ``until``, the claimed jobs that were never handed to the provider, as if they had not been
-    claimed: their attempt, counters, credits and short links are given back.
-
-    Only jobs still under this batch's claim move (SENDING, with its lease): a job whose lease ran out meanwhile
-    belongs to ``reconcile``. The organization is locked while its counters change, as when they were counted."""
-    if not unsent:
-        return
-    by_job = {send.job_id: send for send in unsent}
-    with transaction.atomic():
-        organization = SmsSettings.objects.select_for_update(of=("self",)).filter(organization_id=batch.organization_id)
-        list(organization)  # read for its row lock alone
-        claimed = SendJob.objects.select_for_update(of=("self",)).filter(
-            pk__in=list(by_job), state=JobState.SENDING, lease_until=batch.lease_until, provider_sid__isnull=True
-        )
-        held = list(claimed.values_list("id", flat=True))
-        if not held:
-            return
-        SendJob.objects.filter(pk__in=held).update(
-            state=JobState.QUEUED,
-            reason=PROVIDER_WAIT,
-            deferred_until=until,
-            lease_until=None,
-            number=None,
-            body="",
-            segments=0,
-            cost=Decimal("0"),
-            sent_at=None,
-            attempts=F("attempts") - 1,
-            updated_at=timezone.now(),
-        )
-        ShortLink.objects.filter(job_id__in=held).delete()  # never seen; the next claim makes new ones
-        _give_back(batch, [by_job[job_id] for job_id in held])
-    outcome.held += len(held)
-
-
-def _give_back(batch: _Batch, sends: Sequence[_Send]) -> None:
-    """Take ``sends`` off the counters their claim added to, and return the credits it spent on them."""
-    organization_id = batch.organization_id
-    counts: Counter[str] = Counter()
-    amounts: defaultdict[str, Decimal] = defaultdict(Decimal)
-    for send in sends:
-        keys = [counters.rate_key(organization_id)]
-        if send.number is not None:
-            keys += [send.number.second_key, send.number.day_key]
-        counts.update(keys)
-        if send.charge:
-            amounts[counters.spend_day_key(organization_id)] += send.charge
-            amounts[counters.spend_month_key(organization_id)] += send.charge
-    take_from_counters([(key, batch.windows[key], counts[key], amounts[key]) for key in counts.keys() | amounts.keys()])
-    credits = sum(send.credits for send in sends)
-    if credits:
-        SmsCreditEntry.objects.create(
-            organization_id=organization_id,
-            credits=credits,
-            reason=f"{len(sends)} campaign messages not sent (the provider asked to wait)",
-            source_key=f"sms-dispatch:{uuid.uuid4()}",
-        )
-
-
-def retry_wait(attempt: int) -> timedelta:
-    """How long a job whose ``attempt``-th send failed in a way that may pass waits before it is looked up."""
-    return min(RETRY_AFTER * 2 ** min(max(attempt - 1, 0), 6), RETRY_MOST)
-
-
-def _record(answers: list[list[object]], sids: list[str]) -> None:
-    if not answers:
-        return
-    with transaction.atomic():
-        update_rows(SendJob, ["state", "provider_sid", "error_code", "lease_until"], answers)
-        if sids and settings.SMS_SANDBOX_CALLBACKS and settings.SMS_PROVIDER == "sandbox":
-            from sms.tasks import post_sandbox_callbacks
-
-            transaction.on_commit(lambda: post_sandbox_callbacks.delay(sids))

@@ -62,7 +62,7 @@ from sms import providers as sms_providers
 from sms.models import JobState, SendingNumber, SendJob
 from sms.services.campaigns import campaign_create, campaign_launch, template_create
 from sms.services.contacts import contact_create
-from sms.services.dispatch import retry_wait
+from sms.services.handover import retry_wait
 from sms.tasks import dispatch_messages
 from tenancy.crypto import encrypt
 from tenancy.models import Organization, User

@@ -468,7 +468,7 @@ def test_a_crash_before_sending_sends_once_after_the_lease(acme, number, frozen,
     def die(*args: Any) -> None:
         raise SystemExit("worker killed")
 
-    monkeypatch.setattr(dispatching, "_send", die)
+    monkeypatch.setattr(dispatching, "send_batch", die)
     with pytest.raises(SystemExit):
         run()
     monkeypatch.undo()

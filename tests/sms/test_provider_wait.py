@@ -27,7 +27,8 @@ from sms import providers as sms_providers
 from sms.models import JobState, SendCounter, SendingNumber, SendJob, ShortLink, SmsSettings
 from sms.providers.base import MessageState, OutboundMessage, ProviderError
 from sms.providers.sandbox import SandboxProvider
-from sms.services.dispatch import PROVIDER_WAIT, Outcome, dispatch, reconcile, retry_wait
+from sms.services.dispatch import Outcome, dispatch, reconcile
+from sms.services.handover import PROVIDER_WAIT, retry_wait
 from sms.services.settle import RETRY_MOST
 from tests.helpers import race
 from tests.sms.test_dispatch import MORNING, jobs, launch, people

@@ -15,7 +15,7 @@ class Event(models.Model):
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
     )
-    type = models.CharField(max_length=100, db_index=True)
+    type = models.CharField(max_length=100)
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
     # Set once every handler registered at fan-out time has a Delivery row.
@@ -26,7 +26,11 @@ class Event(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["created_at"], condition=models.Q(fanned_out_at__isnull=True), name="event_pending")
+            models.Index(fields=["created_at"], condition=models.Q(fanned_out_at__isnull=True), name="event_pending"),
+            # For the admin's filter by type (an equality). Declared here rather than with db_index=True, which on
+            # PostgreSQL adds a second, varchar_pattern_ops index for LIKE prefixes that nothing asks: one index
+            # less for every event written. The name is the one db_index gave it, so databases keep their index.
+            models.Index(fields=["type"], name="events_event_type_369b1d2e"),
         ]
 
     def __str__(self) -> str:

@@ -3,6 +3,8 @@
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver, include, path
 
+from msp.urls import handler400  # noqa: F401 - the root URLconf names the error handlers
+
 
 def bare(request: HttpRequest) -> JsonResponse:
     """The least a Django JSON view can do: the full middleware stack, no database, no cache, no template."""

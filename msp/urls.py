@@ -8,6 +8,9 @@ from msp.health import health
 from tickets.inbound import SendGridInboundView  # importing it also connects the inbound-mail receiver
 from tickets.staff_views import sla_report_page
 
+# A request Django refuses before any view (too large, too many fields, a forbidden host) is answered with the reason.
+handler400 = "msp.errors.bad_request"
+
 # Staff admin requires a verified one-time-password device.
 admin.site.__class__ = OTPAdminSite
 admin.site.site_header = "Keel staff"

@@ -42,7 +42,7 @@ def _form(request: HttpRequest) -> dict[str, str] | None:
             params[name] = values[0]
         return params
     encoding = request.encoding or settings.DEFAULT_CHARSET
-    body = request.body  # past DATA_UPLOAD_MAX_MEMORY_SIZE: RequestDataTooBig, a 400
+    body = request.body  # past DATA_UPLOAD_MAX_MEMORY_SIZE: RequestDataTooBig, a 413 (msp.errors)
     try:
         text = body.decode(encoding)
     except UnicodeDecodeError:

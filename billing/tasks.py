@@ -4,7 +4,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from billing import services
-from billing.services.collection import invoice_charge
+from billing.services.collection import invoice_charge, rate_limited
 from billing.services.contracts import contracts_renewal_notices
 from billing.services.dunning import process_failed_payments as collection_run
 from billing.services.invoices import invoice_email
@@ -39,11 +39,13 @@ def generate_recurring_invoices() -> int:
 def send_invoices(jobs: list[tuple[str, str, bool]]) -> int:
     """Issued invoices, each (invoice id, organization id, whether to charge the saved card first): charge where due,
     then email each one (paid, or with its pay link when the card failed). One failure does not stop the others."""
-    sent = 0
+    sent, limited = 0, False
     for invoice_id, organization_id, charge in jobs:
         try:
-            if charge:
-                invoice_charge(invoice_id=invoice_id, organization_id=organization_id, scheduled=True)
+            # After the provider limits the rate, the rest keep their next_payment_at: the hourly run charges them.
+            if charge and not limited:
+                attempt = invoice_charge(invoice_id=invoice_id, organization_id=organization_id, scheduled=True)
+                limited = rate_limited(attempt)
         except Exception:  # the invoice keeps its next_payment_at: the hourly run charges it
             logger.exception("charging invoice %s failed", invoice_id)
         try:
@@ -66,4 +68,4 @@ def process_failed_payments() -> dict[str, object]:
     """Beat, hourly: automatic charges and retries due, overdue reminders, late fees and suspensions."""
     report = collection_run()
     return {"charged": report.charged, "paid": report.paid, "failed": report.failed, "reminded": report.reminded,
-            "late_fees": report.late_fees, "suspended": report.suspended}  # fmt: skip
+            "late_fees": report.late_fees, "suspended": report.suspended, "held_back": report.held_back}  # fmt: skip

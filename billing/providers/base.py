@@ -17,13 +17,22 @@ from typing import Any, Protocol
 class ProviderError(Exception):
     """The provider refused or could not be reached; ``message`` is safe to show to staff. ``retryable``: the same
     request may work later (a rate limit, an outage); ``retry_after``: the wait the provider asked for before then
-    (its ``Retry-After`` on a 429 or 503), if it named one."""
+    (its ``Retry-After`` on a 429 or 503), if it named one; ``rate_limited``: the provider refused because of how
+    often it is asked (a 429), so the next requests would be refused too."""
 
-    def __init__(self, message: str, *, retryable: bool = False, retry_after: timedelta | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: timedelta | None = None,
+        rate_limited: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
-        self.retryable = retryable
+        self.retryable = retryable or rate_limited
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 @dataclass(frozen=True)

@@ -254,4 +254,5 @@ def _provider_error(exc: stripe.StripeError) -> ProviderError:
     context = ", ".join(str(part) for part in (type(exc).__name__, status and f"HTTP {status}", exc.code) if part)
     message = _API_KEY.sub("[redacted]", f"Stripe: {detail} ({context})")
     advice = retry_after_header(exc.headers) if status in (429, 503) else None
-    return ProviderError(message[:500], retryable=retryable, retry_after=advice)
+    limited = isinstance(exc, stripe.RateLimitError) or status == 429
+    return ProviderError(message[:500], retryable=retryable, retry_after=advice, rate_limited=limited)

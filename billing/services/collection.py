@@ -51,6 +51,9 @@ logger = logging.getLogger(__name__)
 
 # A provider that could not answer is asked again (with the same attempt and key) this much later, or when it said to.
 PROVIDER_RETRY = timedelta(minutes=15)
+# The failure codes of an attempt the provider did not answer; it stays pending and is asked again with its key.
+RATE_LIMITED = "rate_limited"  # the provider refused because it is asked too often: the run's other charges wait
+PROVIDER_ERROR = "provider_error"  # unreachable, or a 5xx
 OFF_SESSION = (AttemptTrigger.AUTOMATIC, AttemptTrigger.RETRY, AttemptTrigger.STAFF)
 COLLECTIBLE = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
 _STATUS = {
@@ -174,7 +177,9 @@ def invoice_charge(*, invoice_id: Any, organization_id: Any, trigger: str = Atte
                    scheduled: bool = False) -> PaymentAttempt | None:  # fmt: skip
     """Charge the organization's saved card for what the invoice owes. ``scheduled`` (the automatic charge and its
     retries) does nothing unless the invoice's ``next_payment_at`` has come, so two workers charge it once; staff
-    retries (``trigger="staff"``) raise ConflictError when there is nothing to charge or no card to charge."""
+    retries (``trigger="staff"``) raise ConflictError when there is nothing to charge or no card to charge. When the
+    provider cannot answer, the attempt is returned still pending, its ``failure_code`` saying why (``RATE_LIMITED``
+    or ``PROVIDER_ERROR``), and the invoice's next charge waits."""
     now = now or timezone.now()
     charge = _prepare_charge(invoice_id, organization_id, trigger, actor, now, scheduled)
     if charge is None:
@@ -186,17 +191,24 @@ def invoice_charge(*, invoice_id: Any, organization_id: Any, trigger: str = Atte
             wait = _provider_wait(failure.retry_after)
             Invoice.objects.filter(pk=charge.attempt.invoice_id).update(next_payment_at=now + wait)
             # Staff see why it is still pending (the portal shows customers no provider error).
-            charge.attempt.failure_code, charge.attempt.failure_message = "provider_error", failure.message[:500]
+            code = RATE_LIMITED if failure.rate_limited else PROVIDER_ERROR
+            charge.attempt.failure_code, charge.attempt.failure_message = code, failure.message[:500]
             PaymentAttempt.objects.filter(pk=charge.attempt.pk, status=AttemptStatus.PENDING).update(
                 failure_code=charge.attempt.failure_code, failure_message=charge.attempt.failure_message
             )
             logger.warning("payment provider unavailable for %s: %s", charge.attempt, failure.message)
             return charge.attempt
-        result = ChargeResult("", ChargeStatus.FAILED, failure_code="provider_error", message=failure.message)
+        result = ChargeResult("", ChargeStatus.FAILED, failure_code=PROVIDER_ERROR, message=failure.message)
     return attempt_apply(attempt_id=charge.attempt.pk, result=result, now=now)
 
 
 # -- applying an outcome -----------------------------------------------------------------------------------------------
+
+
+def rate_limited(attempt: PaymentAttempt | None) -> bool:
+    """Whether ``invoice_charge`` left ``attempt`` pending because the provider limited Keel's rate: charging other
+    invoices now would be refused too."""
+    return attempt is not None and attempt.status == AttemptStatus.PENDING and attempt.failure_code == RATE_LIMITED
 
 
 def attempt_apply(*, attempt_id: Any, result: ChargeResult, now: datetime | None = None) -> PaymentAttempt:

@@ -31,7 +31,14 @@ from billing.models import (
     InvoiceStatus,
     LineKind,
 )
-from billing.services.collection import COLLECTIBLE, OFF_SESSION, SUSPENSION_REASON, invoice_charge, invoice_notify
+from billing.services.collection import (
+    COLLECTIBLE,
+    OFF_SESSION,
+    SUSPENSION_REASON,
+    invoice_charge,
+    invoice_notify,
+    rate_limited,
+)
 from billing.services.invoices import amount_due, invoice_payload
 from billing.services.invoicing import invoice_send_after_commit, numbers_take
 from events.services import publish
@@ -54,6 +61,7 @@ class DunningReport:
     overdue: int = 0
     late_fees: int = 0
     suspended: list[str] = field(default_factory=list)
+    held_back: int = 0  # charges due but not asked for: the provider limited the rate, the next run asks
 
 
 def _local(now: datetime, organization: Organization) -> datetime:
@@ -62,13 +70,14 @@ def _local(now: datetime, organization: Organization) -> datetime:
 
 def charges_due(*, now: datetime, report: DunningReport, limit: int = 5000) -> None:
     """Charge every invoice whose automatic charge or retry has come. ``invoice_charge`` re-checks the time under
-    the invoice's lock, so an invoice taken by another worker meanwhile is skipped."""
+    the invoice's lock, so an invoice taken by another worker meanwhile is skipped. A charge the provider refuses for
+    its rate (429) ends the run: that invoice waits as the provider asked, the others stay due for the next run."""
     due = list(
         Invoice.objects.filter(next_payment_at__lte=now, status__in=COLLECTIBLE)
         .order_by("next_payment_at")
         .values_list("pk", "organization_id", "payment_attempts")[:limit]
     )
-    for invoice_id, organization_id, attempts in due:
+    for position, (invoice_id, organization_id, attempts) in enumerate(due):
         trigger = AttemptTrigger.RETRY if attempts else AttemptTrigger.AUTOMATIC
         try:
             attempt = invoice_charge(
@@ -79,6 +88,11 @@ def charges_due(*, now: datetime, report: DunningReport, limit: int = 5000) -> N
             continue
         if attempt is None:
             continue
+        if rate_limited(attempt):
+            # Every request now would be refused as well; the rest stay due (next_payment_at) for the next run.
+            report.held_back = len(due) - position - 1
+            logger.warning("payment provider limited the rate; %d charges due wait for the next run", report.held_back)
+            return
         report.charged += 1
         report.paid += attempt.status == AttemptStatus.SUCCEEDED
         report.failed += attempt.status in (AttemptStatus.FAILED, AttemptStatus.REQUIRES_ACTION)

@@ -206,7 +206,7 @@ def test_a_rate_limited_charge_is_asked_again_when_stripe_says(acme, alice, card
         run(ISSUED)
         invoice.refresh_from_db()
         (pending,) = invoice.attempts.all()
-        assert (pending.status, pending.failure_code) == ("PENDING", "provider_error")
+        assert (pending.status, pending.failure_code) == ("PENDING", "rate_limited")
         assert invoice.next_payment_at == ISSUED + wait
         assert run(ISSUED + wait - timedelta(minutes=1)).charged == 0
         assert len(stripe_api.calls) == 1
@@ -216,6 +216,69 @@ def test_a_rate_limited_charge_is_asked_again_when_stripe_says(acme, alice, card
     (paid,) = invoice.attempts.all()
     assert (paid.pk, paid.status, invoice.status) == (pending.pk, "SUCCEEDED", "PAID")
     assert keys == [pending.idempotency_key] * 2  # the same charge asked again, never a second one
+
+
+def test_a_rate_limit_ends_the_run_and_the_other_charges_wait_for_the_next(acme, initech, alice, settings,
+                                                                            monkeypatch):  # fmt: skip
+    """Stripe refusing one charge for its rate refuses the next ones too: the run stops asking. The refused invoice
+    waits as Stripe said; the others keep their due time and no attempt, and the next run charges each once."""
+    settings.STRIPE_PROVIDER, settings.STRIPE_SECRET_KEY, settings.STRIPE_API_VERSION = "stripe", "sk_test_123", ""
+    monkeypatch.setattr(providers, "_instances", {})
+    for org in (acme, initech):
+        Organization.objects.filter(pk=org.pk).update(stripe_customer_id=f"cus_{org.slug}")
+        BillingSettings.objects.create(organization=org, payment_method_id="pm_card_visa", autopay=True)
+        org.refresh_from_db()
+    first, second, third = issue(acme), issue(initech), issue(acme, "250.00")
+    due = Invoice.objects.filter(next_payment_at__isnull=False).order_by("next_payment_at")
+    order = list(due.values_list("pk", flat=True))
+    limited = {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests."}}
+    with responses.RequestsMock() as stripe_api:
+        stripe_api.post(STRIPE_INTENTS, status=429, json=limited, headers={"Retry-After": "120"})
+        report = run(ISSUED)
+        assert len(stripe_api.calls) == 1
+    assert (report.charged, report.held_back) == (0, 2)
+    refused = Invoice.objects.get(pk=order[0])
+    assert refused.next_payment_at == ISSUED + timedelta(minutes=15)  # at least PROVIDER_RETRY
+    (pending,) = refused.attempts.all()
+    assert (pending.status, pending.failure_code) == ("PENDING", "rate_limited")
+    for pk in order[1:]:
+        waiting = Invoice.objects.get(pk=pk)
+        assert waiting.next_payment_at is not None and waiting.next_payment_at <= ISSUED
+        assert not waiting.attempts.exists()
+
+    intent = {"id": "pi_3QzNext", "object": "payment_intent", "status": "succeeded", "amount": 100000,
+              "currency": "aud", "payment_method": "pm_card_visa"}  # fmt: skip
+    with responses.RequestsMock() as stripe_api:
+        for amount in (100000, 25000, 100000):
+            stripe_api.post(STRIPE_INTENTS, json={**intent, "amount": amount})
+        assert run(ISSUED + timedelta(minutes=15)).charged == 3
+        keys = [call.request.headers["Idempotency-Key"] for call in stripe_api.calls]
+    assert len(set(keys)) == 3 and pending.idempotency_key in keys
+    for invoice in (first, second, third):
+        invoice.refresh_from_db()
+        assert invoice.attempts.count() == 1
+
+
+def test_the_issuing_job_stops_charging_after_a_rate_limit_and_still_emails_every_invoice(
+    acme, alice, card, settings, monkeypatch, mailoutbox, django_capture_on_commit_callbacks
+):
+    from billing.tasks import send_invoices
+
+    settings.STRIPE_PROVIDER, settings.STRIPE_SECRET_KEY, settings.STRIPE_API_VERSION = "stripe", "sk_test_123", ""
+    monkeypatch.setattr(providers, "_instances", {})
+    invoices = [issue(acme), issue(acme, "250.00")]
+    jobs = [(str(invoice.pk), str(acme.pk), True) for invoice in invoices]
+    limited = {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests."}}
+    with responses.RequestsMock() as stripe_api, time_machine.travel(ISSUED, tick=False):
+        stripe_api.post(STRIPE_INTENTS, status=429, json=limited)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert send_invoices(jobs) == 2
+        assert len(stripe_api.calls) == 1
+    refused, waiting = (Invoice.objects.get(pk=invoice.pk) for invoice in invoices)
+    assert refused.attempts.get().failure_code == "rate_limited"
+    assert refused.next_payment_at == ISSUED + timedelta(minutes=15)
+    assert waiting.next_payment_at == ISSUED and not waiting.attempts.exists()  # the hourly run charges it
+    assert len(mailoutbox) == 2
 
 
 def test_credits_lower_what_is_charged(acme, alice, card):

@@ -448,7 +448,7 @@ def test_stripe_429_and_an_outage_beyond_the_sdks_retries_wait_for_keels_next_ru
     assert len(posts(stripe_api, INTENTS)) == 1  # the SDK does not retry a 429: Keel asks again later
     assert (attempt.status, invoice.status, invoice.next_payment_at) == ("PENDING", "OPEN", NOW + timedelta(minutes=15))
     rate_limited = "Stripe: Too many requests. (RateLimitError, HTTP 429)"
-    assert (attempt.failure_code, attempt.failure_message) == ("provider_error", rate_limited)
+    assert (attempt.failure_code, attempt.failure_message) == ("rate_limited", rate_limited)
     assert shown(staff_client, page.format(attempt.pk), "status") == "Pending"
     assert shown(staff_client, page.format(attempt.pk), "failure_message") == rate_limited
 
@@ -458,7 +458,10 @@ def test_stripe_429_and_an_outage_beyond_the_sdks_retries_wait_for_keels_next_ru
     attempt.refresh_from_db()
     assert len(posts(stripe_api, INTENTS)) == 1 + 3  # the SDK tried three times
     assert (attempt.status, invoice.next_payment_at) == ("PENDING", NOW + timedelta(minutes=30))
-    assert attempt.failure_message == "Stripe: Service unavailable. (APIError, HTTP 503)"
+    assert (attempt.failure_code, attempt.failure_message) == (
+        "provider_error",
+        "Stripe: Service unavailable. (APIError, HTTP 503)",
+    )
 
     clock.shift(timedelta(minutes=15))
     process_failed_payments()

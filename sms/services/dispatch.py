@@ -75,7 +75,14 @@ from sms.sandbox_callbacks import status_callback_url
 from sms.segments import count as segment_count
 from sms.services.handover import Batch, Number, Send, send_batch
 from sms.services.lookups import Prices, last_messages, warmup_curve, zone_or_none
-from sms.services.settle import JOB_FIELDS, Outcome, complete_finished, reconcile
+from sms.services.settle import (
+    JOB_FIELDS,
+    Outcome,
+    complete_finished,
+    provider_pause,
+    provider_paused,
+    reconcile,
+)
 from sms.services.tallies import add_gate_hits, add_to_counters, budget_alert
 from tenancy.models import Organization
 from tenancy.recordset import among, insert_rows, update_rows
@@ -107,14 +114,19 @@ def dispatch(
     seconds: float | None = None,
 ) -> Outcome:
     """Reconcile stale SENDING jobs, start scheduled campaigns, then gate and send due jobs, organization by
-    organization, until nothing is due now or ``seconds`` have passed (``None``: until nothing is due)."""
+    organization, until nothing is due now or ``seconds`` have passed (``None``: until nothing is due). While the
+    provider has asked to be left alone (``provider_paused``), only the scheduled campaigns start; a wait the provider
+    asks for during the run is kept for every later run (``provider_pause``)."""
     provider = provider or get_provider()
-    outcome = Outcome()
-    reconcile(provider=provider, outcome=outcome)
+    # While the provider has asked to be left alone (a 429 met by any run), it is asked nothing.
+    kept = provider_paused(timezone.now())
+    outcome = Outcome(paused_until=kept)
+    if kept is None:
+        reconcile(provider=provider, outcome=outcome)
     _start_scheduled(timezone.now())
     prices = Prices()
     deadline = None if seconds is None else clock.monotonic() + seconds
-    while True:
+    while outcome.paused_until is None:
         progressed = False
         for organization_id in _due_organizations(timezone.now()):
             while outcome.paused_until is None:
@@ -131,6 +143,8 @@ def dispatch(
             break
         if not progressed and (deadline is None or not _wait_for_next(deadline)):
             break
+    if outcome.paused_until is not None and outcome.paused_until != kept:
+        provider_pause(outcome.paused_until, timezone.now())
     outcome.completed += complete_finished()
     return outcome
 

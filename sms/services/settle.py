@@ -7,6 +7,9 @@ again (to be sent once) when it does not. A job the provider could not be asked 
 ``RETRY_AFTER``, or after the wait the provider named (``Retry-After``) when that is longer, at most ``RETRY_MOST``;
 when the provider refused for a while (a rate limit), the jobs not asked about yet wait as long, and the run asks
 the provider nothing more.
+
+Such a wait is also kept in the cache (:func:`provider_pause`): until it passes, no dispatch or settle run, in any
+worker, asks the provider anything, so another organization's messages do not spend a refused request on it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from events.services import publish
+from msp import pauses
 from msp.retry_after import wait_before_retry
 from sms.models import Campaign, CampaignStatus, JobState, SendJob, ShortLink
 from sms.providers import get_provider
@@ -35,6 +39,7 @@ RETRY_MOST = timedelta(hours=1)  # the longest wait after a retryable error, wha
 RECONCILE_LIMIT = 200
 SETTLE_AFTER = timedelta(minutes=10)  # a message still SENT this long after it went is asked about
 SETTLE_WITHIN = timedelta(hours=48)  # carriers report within this; older messages stay as they are
+PAUSE_KEY = "sms:provider-paused-until"
 
 
 JOB_FIELDS = [
@@ -65,6 +70,17 @@ class Outcome:
     gates: Counter[str] = field(default_factory=Counter)
     # The provider asked to be left alone until then (a rate limit, or a wait it named): the run asked no more of it.
     paused_until: datetime | None = None
+
+
+def provider_paused(now: datetime) -> datetime | None:
+    """When the SMS provider may be asked again, while it has asked Keel to wait (a 429); else None."""
+    return pauses.paused_until(PAUSE_KEY, now)
+
+
+def provider_pause(until: datetime, now: datetime) -> None:
+    """Ask the SMS provider nothing more, from any worker, before ``until``."""
+    kept = pauses.pause(PAUSE_KEY, until, now)
+    logger.warning("sms: the provider asked Keel to wait; it is asked nothing before %s", kept.isoformat())
 
 
 def reconcile(*, provider: MessageProvider | None = None, outcome: Outcome | None = None) -> Outcome:
@@ -122,6 +138,8 @@ def settle_sent(*, provider: MessageProvider | None = None, limit: int = RECONCI
 
     provider = provider or get_provider()
     now = timezone.now()
+    if provider_paused(now) is not None:
+        return 0
     waiting = (
         SendJob.objects.filter(state=JobState.SENT, provider_sid__isnull=False)
         .filter(sent_at__lt=now - SETTLE_AFTER, sent_at__gte=now - SETTLE_WITHIN)
@@ -134,8 +152,9 @@ def settle_sent(*, provider: MessageProvider | None = None, limit: int = RECONCI
             state = provider.fetch(str(sid))
         except ProviderError as error:
             logger.info("sms %s: could not ask the provider (%s)", sid, error.message)
-            if error.asks_to_wait:
-                break  # the rest would be refused too; the next run asks again
+            if error.asks_to_wait:  # the rest would be refused too; they are asked about after the wait
+                provider_pause(now + wait_before_retry(RETRY_AFTER, error.retry_after, longest=RETRY_MOST), now)
+                break
             continue
         params = {"MessageSid": state.sid, "MessageStatus": state.status, "ErrorCode": state.error_code or ""}
         if state.price is not None:

@@ -29,7 +29,7 @@ from sms.providers.base import MessageState, OutboundMessage, ProviderError
 from sms.providers.sandbox import SandboxProvider
 from sms.services.dispatch import Outcome, dispatch, reconcile
 from sms.services.handover import PROVIDER_WAIT, retry_wait
-from sms.services.settle import RETRY_MOST
+from sms.services.settle import RETRY_MOST, settle_sent
 from tests.helpers import race
 from tests.sms.test_dispatch import MORNING, jobs, launch, people
 from tests.sms.test_twilio_adapter import ACCOUNT, MESSAGES, TOKEN, error_json, message_json, page_json
@@ -170,6 +170,60 @@ def test_a_rate_limit_mid_batch_stops_it_and_the_rest_go_once_after_the_wait(twi
     assert len(sends(twilio)) == 6
     assert ShortLink.objects.filter(job__campaign=campaign).count() == 5
     assert run().sent == 0 and len(sends(twilio)) == 6
+
+
+def test_a_rate_limit_pauses_every_later_run_and_organization_until_twilio_s_time(twilio, acme, initech, number,
+                                                                                  frozen):  # fmt: skip
+    """The wait Twilio asked for is kept for the runs after the refused one: another organization's campaign
+    launched meanwhile is not handed to Twilio before then, nor is a sent message looked up."""
+    people(acme, 1)
+    launch(acme, [number])
+    twilio.post(MESSAGES, **rate_limited("300"))
+    assert run().paused_until == MORNING + timedelta(minutes=5)
+    initech.timezone = "Australia/Sydney"  # within sending hours, as Acme is
+    initech.save(update_fields=["timezone"])
+    other = SendingNumber.objects.create(
+        organization=initech, phone_e164="+61491570002", warmup_start=date(2026, 1, 1), per_second=100
+    )
+    people(initech, 1)
+    later = launch(initech, [other])
+    already = SendJob.objects.filter(organization=acme).update(state=JobState.SENT, provider_sid=sid(9))
+    SendJob.objects.filter(organization=acme).update(sent_at=MORNING - timedelta(minutes=30))
+
+    frozen.shift(timedelta(minutes=1))
+    outcome = run()
+    assert (outcome.sent, outcome.paused_until) == (0, MORNING + timedelta(minutes=5))
+    assert settle_sent() == 0
+    assert (len(sends(twilio)), len(lookups(twilio))) == (1, 0)
+    [waiting] = jobs(later)
+    assert (waiting.state, waiting.attempts) == (JobState.QUEUED, 0)
+
+    frozen.shift(timedelta(minutes=4, seconds=1))
+    twilio.post(MESSAGES, **accepted(sid(2)))
+    outcome = run()
+    assert (outcome.sent, outcome.paused_until) == (1, None)
+    assert [job.state for job in jobs(later)] == [JobState.SENT]
+    assert already == 1
+
+
+def test_a_rate_limited_settle_run_pauses_the_dispatcher_too(twilio, acme, number, frozen):
+    people(acme, 2)
+    campaign = launch(acme, [number])
+    twilio.post(MESSAGES, **accepted(sid(1)))
+    twilio.post(MESSAGES, **accepted(sid(2)))
+    run()
+    people(acme, 1, start=3, tags=["later"])
+    later = launch(acme, [number], audience_tags=["later"])
+    SendJob.objects.filter(campaign=campaign).update(sent_at=MORNING - timedelta(minutes=30))
+    twilio.get(re.compile(re.escape(MESSAGES[: -len(".json")]) + r"/SM\w+\.json"), **rate_limited("600"))
+
+    assert settle_sent() == 0
+    assert len(lookups(twilio)) == 1  # the second message was not asked about
+
+    outcome = run()
+    assert (outcome.sent, outcome.paused_until) == (0, MORNING + timedelta(minutes=10))
+    assert [job.state for job in jobs(later)] == [JobState.QUEUED]
+    assert len(sends(twilio)) == 2
 
 
 def test_after_a_rate_limit_the_run_claims_no_further_batch(twilio, acme, number, frozen):

@@ -17,13 +17,11 @@ finds nothing new writes nothing to billing. A line billing refuses to change is
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -34,6 +32,7 @@ from integrations.ninjaone.base import ProviderError, RemoteDevice
 from integrations.ninjaone.models import Device, NinjaOneSettings
 from integrations.ninjaone.providers import get_provider
 from integrations.ninjaone.services import settings_for, settings_locked
+from msp import pauses
 from msp.retry_after import wait_before_retry
 from tenancy.errors import ConflictError, ServiceValidationError
 from tenancy.models import Organization
@@ -70,16 +69,14 @@ class SyncResult:
 
 def paused_until(now: datetime) -> datetime | None:
     """When NinjaOne may be asked again, while it has asked Keel to wait."""
-    until = cache.get(PAUSE_KEY)
-    return until if isinstance(until, datetime) and until > now else None
+    return pauses.paused_until(PAUSE_KEY, now)
 
 
 def _pause(error: ProviderError, now: datetime) -> None:
     wait = wait_before_retry(timedelta(0), error.retry_after, longest=LONGEST_PAUSE)
     if not error.rate_limited or wait <= timedelta(0):
         return  # no wait named: stopping this run is enough, the next one is an hour away
-    until = max(now + wait, paused_until(now) or now)
-    cache.set(PAUSE_KEY, until, timeout=math.ceil((until - now).total_seconds()))
+    until = pauses.pause(PAUSE_KEY, now + wait, now)
     logger.warning("NinjaOne asked Keel to slow down: no device sync before %s", until.isoformat())
 
 

@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
+from sms.error_codes import describe
 from sms.models import Campaign, Click, ConsentEvent, InboundMessage, SendJob, ShortLink
 from sms.phones import e164
 
@@ -63,10 +64,18 @@ class ConsentEventAdmin(RecordAdmin):
 class SendJobAdmin(RecordAdmin):
     phone_lookup = "contact__phone_e164"
     list_display = ["id", "campaign", "contact", "organization", "state", "reason", "number", "segments", "cost",
-                    "error_code", "sent_at", "delivered_at"]  # fmt: skip
-    list_filter = ["state", "reason", "campaign"]
+                    "error", "sent_at", "delivered_at"]  # fmt: skip
+    list_filter = ["state", "reason", "error_code", "campaign"]
     search_fields = ["contact__phone_e164", "provider_sid", "campaign__name"]
     list_select_related = ["campaign", "contact", "organization", "number"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), "error"]
+
+    @admin.display(description="Error", ordering="error_code")
+    def error(self, job: SendJob) -> str:
+        """The provider's error code with what it means (``30007: the carrier filtered the message ...``)."""
+        return describe(job.error_code) or "-"
 
 
 @admin.register(InboundMessage)

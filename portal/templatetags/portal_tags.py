@@ -7,6 +7,7 @@ from typing import Any
 
 from django import template
 
+from sms.error_codes import describe
 from tenancy.flags import flag_enabled
 from tenancy.models import Role
 
@@ -44,6 +45,12 @@ AUDIT_LABELS = {
 @register.filter
 def audit_label(action: str) -> str:
     return AUDIT_LABELS.get(action, action)
+
+
+@register.filter
+def sms_error(code: str | None) -> str:
+    """The SMS provider's error code with its meaning: ``{{ job.error_code|sms_error }}``."""
+    return describe(code)
 
 
 @register.filter

@@ -575,6 +575,22 @@ def test_the_contact_page_is_its_timeline_newest_first(client_for, acme, alice, 
     assert client_for(alice).get(f"/messaging/contacts/{globex_things['contact'].pk}/").status_code == 404
 
 
+def test_a_failed_message_in_the_timeline_says_what_its_error_means(client_for, acme, alice, ann):
+    number = SendingNumber.objects.create(organization=acme, phone_e164="+61400000001", warmup_start=date(2026, 1, 1))
+    template = template_create(organization=acme, name="Promo", body="Hi {first_name}")
+    for name, code in (("Spring", "30007"), ("Summer", "63016")):
+        campaign = campaign_create(organization=acme, name=name, template_ids=[template.pk], number_ids=[number.pk])
+        SendJob.objects.create(
+            organization=acme, campaign=campaign, contact=ann, state=JobState.FAILED, number=number, body="Hi Ann",
+            segments=1, sent_at=sydney(3, 9, 30), error_code=code,
+        )  # fmt: skip
+
+    body = text_of(client_for(alice).get(f"/messaging/contacts/{ann.pk}/"))
+
+    assert "Error 30007: the carrier filtered the message as spam or against its rules." in body
+    assert "Error 63016." in body  # not described here: the code alone
+
+
 def test_the_timeline_costs_the_same_queries_however_long_it_is(
     client_for, acme, alice, ann, history, django_assert_max_num_queries
 ):

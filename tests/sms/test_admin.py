@@ -23,6 +23,7 @@ from sms.models import (
     Contact,
     DoNotContact,
     SendingNumber,
+    SendJob,
     SmsPrice,
     SmsSettings,
     Template,
@@ -327,3 +328,15 @@ def test_new_settings_are_created_through_the_service(staff_client, staff, globe
         "STOP,END",
     )
     assert AuditEvent.objects.get(action="sms.settings_updated", organization=globex).actor == staff
+
+
+def test_a_failed_message_shows_what_its_error_code_means(staff_client, seeded):  # noqa: F811
+    listing = staff_client.get("/admin/sms/sendjob/", {"state__exact": "FAILED"})
+    html = listing.content.decode()
+    assert "30003: the handset was unreachable (switched off or out of coverage)" in html
+    assert "30005: the number is unknown to its carrier or no longer in service" in html
+    failed = SendJob.objects.filter(state="FAILED", error_code="30003")[0]
+    page = staff_client.get(f"/admin/sms/sendjob/{failed.pk}/change/").content.decode()
+    assert "30003: the handset was unreachable" in page
+    by_code = staff_client.get("/admin/sms/sendjob/", {"error_code": "30005"})
+    assert {job.error_code for job in by_code.context["cl"].result_list} == {"30005"}

@@ -9,6 +9,17 @@ from typing import Any
 
 # group -> {app_label.model: actions}; actions from view/add/change/delete.
 ALL = ("view", "add", "change", "delete")
+# Working contract invoicing: contracts and their lines, invoices with their actions (approve, charge, send, void),
+# and each organization's billing settings; invoices, credit notes and payments are never deleted.
+INVOICING: dict[str, tuple[str, ...]] = {
+    "billing.contract": ("view", "add", "change"),
+    "billing.contractline": ALL,
+    "billing.invoice": ("view", "change"),
+    "billing.invoiceline": ("view",),
+    "billing.creditnote": ("view",),
+    "billing.paymentattempt": ("view",),
+    "billing.billingsettings": ("view", "add", "change"),
+}
 STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
     "Technician": {
         "tickets.ticket": ("view", "change"),
@@ -18,7 +29,9 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "tickets.technician": ("view",),
         "tickets.workflow": ("view",),
         "tickets.workflowrun": ("view",),
+        "tickets.businesscalendar": ("view",),
         "tenancy.organization": ("view",),
+        "tenancy.partner": ("view",),
         "tenancy.membership": ("view",),
         "tenancy.user": ("view",),
         "sms.sendingnumber": ("view",),
@@ -40,6 +53,8 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "Sales": {
         "billing.subscription": ("view",),
+        "billing.contract": ("view",),
+        "billing.contractline": ("view",),
         "qualification.qualification": ("view", "change"),
         "calendly.booking": ("view",),
         "calendly.webhookevent": ("view",),
@@ -56,11 +71,13 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "billing.subscriptionitem": ("view",),
         "billing.stripeevent": ("view", "change"),
         "billing.smscreditentry": ("view", "add"),
+        **INVOICING,
         "quickbooks.qboconnection": ("view", "change"),
         "quickbooks.qbosync": ("view", "change"),
         "quotes.plan": ("view", "change"),
         "quotes.addon": ("view", "change"),
         "quotes.quote": ("view",),
+        "qualification.qualification": ("view",),  # the questionnaire a quote was made from
         "tenancy.organization": ("view", "change"),
         "tenancy.partner": ("view",),
         "tenancy.user": ("view",),
@@ -81,6 +98,7 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "billing.subscriptionitem": ("view",),
         "billing.stripeevent": ("view", "change"),
         "billing.smscreditentry": ("view", "add"),
+        **INVOICING,
         "quickbooks.qboconnection": ("view",),
         "quickbooks.qbosync": ("view",),
         "qualification.qualification": ("view", "change"),
@@ -132,6 +150,13 @@ STAFF_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         "billing.subscriptionitem": ("view",),
         "billing.stripeevent": ("view", "change"),
         "billing.smscreditentry": ("view", "add", "change"),
+        "billing.contract": ALL,
+        "billing.contractline": ALL,
+        "billing.invoice": ("view", "change"),
+        "billing.invoiceline": ("view",),
+        "billing.creditnote": ("view",),
+        "billing.paymentattempt": ("view",),
+        "billing.billingsettings": ALL,
         "quickbooks.qboconnection": ("view", "change"),
         "quickbooks.qbosync": ("view", "change"),
         "qualification.qualification": ALL,

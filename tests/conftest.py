@@ -3,6 +3,7 @@ the outsider who must see nothing of Acme) and pat (partner admin at Summit, ove
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,29 @@ from rest_framework.test import APIClient
 from tenancy.models import ApiKey, Organization, Partner, Role, User
 from tenancy.services import api_key_create
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, PartnerFactory, UserFactory
+
+
+@pytest.fixture(scope="module")
+def demo_data(django_db_setup: Any, django_db_blocker: Any) -> Any:
+    """The demo (``seed_demo``: partner, organizations, people of every role, staff, and each app's records), made
+    once for a module's tests, which each run in a savepoint of it, and rolled back after them: the database is left
+    as the migrations made it (a flush would also remove what data migrations seeded)."""
+    from django.core.management import call_command
+    from django.db import transaction
+
+    with django_db_blocker.unblock():
+        seeded = transaction.atomic()
+        seeded.__enter__()
+        try:
+            call_command("seed_demo", stdout=io.StringIO())
+        except BaseException:
+            transaction.set_rollback(True)
+            seeded.__exit__(None, None, None)
+            raise
+    yield
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        seeded.__exit__(None, None, None)
 
 
 @pytest.fixture(autouse=True)

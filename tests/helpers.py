@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from django.db import connection
 from django.test import Client
+from django.urls import Resolver404, resolve
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
 from tests.factories import PASSWORD
@@ -59,3 +62,37 @@ def local_redis_url() -> str | None:
             return "redis://127.0.0.1:6379/14"
     except OSError:
         return None
+
+
+def walk(
+    client: Client, start: str, *, links: re.Pattern[str], not_pages: tuple[str, ...], per_view: int = 2
+) -> tuple[int, list[tuple[int, str, str]]]:
+    """Open ``start`` and every page of the site linked from the pages opened (the paths ``links`` finds in HTML
+    pages, except those starting with ``not_pages``), at most ``per_view`` pages per view: enough to meet each page
+    (a list, one of its objects) without walking every row. How many were opened, and those that refused or failed:
+    (status, page, the page that linked to it)."""
+    seen: set[str] = set()
+    opened_per_view: dict[str, int] = {}
+    queue: deque[tuple[str, str]] = deque([(start, "")])
+    opened, refused = 0, []
+    while queue:
+        url, linked_from = queue.popleft()
+        if url in seen or url.startswith(not_pages):
+            continue
+        seen.add(url)
+        try:
+            view = resolve(url.partition("?")[0]).view_name
+        except Resolver404:
+            refused.append((404, url, linked_from))
+            continue
+        opened_per_view[view] = opened_per_view.get(view, 0) + 1
+        if opened_per_view[view] > per_view:
+            continue
+        response = client.get(url)
+        opened += 1
+        if response.status_code >= 400:
+            refused.append((response.status_code, url, linked_from))
+        elif response.status_code == 200 and response["Content-Type"].startswith("text/html"):
+            found = links.findall(response.content.decode())
+            queue.extend((link.replace("&amp;", "&"), url) for link in found if link not in seen)
+    return opened, refused

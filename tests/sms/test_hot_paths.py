@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from sms import links
 from sms.links import is_bot
 from sms.models import Click, JobState, SendingNumber, SendJob, ShortLink, StatusCallback
 from sms.services.callbacks import Outcome, StatusResult, status_apply
@@ -270,9 +271,18 @@ def test_a_click_commits_without_waiting_for_the_disk_and_only_its_own_transacti
     ):
         response = Client().get("/s/Hp7_x-Z9kQ", HTTP_USER_AGENT=PHONE)
     assert response.status_code == 302
-    statements = [query["sql"].split(" (", 1)[0] for query in queries.captured_queries]
-    assert statements == ["BEGIN", "SET LOCAL synchronous_commit TO OFF", 'INSERT INTO "sms_click"', "COMMIT"]
+    # One statement, its own transaction: no BEGIN, SET or COMMIT around it.
+    [statement] = [query["sql"] for query in queries.captured_queries]
+    assert statement.startswith('INSERT INTO "sms_click"')
     assert Click.objects.count() == 1  # committed
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone() == ("on",)  # the setting ended with the click's transaction
+    # Within that transaction the statement turned synchronous commit off, so the commit did not wait for the disk.
+    with transaction.atomic(), connection.cursor() as cursor:
+        at = EXPIRES - timedelta(days=1)
+        cursor.execute(links._CLICK_INSERT_ASYNCHRONOUS, [at, PHONE, False, "Hp7_x-Z9kQ", at])
+        assert cursor.fetchone() is not None
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("off",)
+        transaction.set_rollback(True)

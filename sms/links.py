@@ -33,7 +33,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from sms.models import Click, ShortLink, SmsSettings
-from tenancy.statements import statement_cursor
+from tenancy.statements import ASYNCHRONOUS_COMMIT, statement_cursor
 
 TOKEN = re.compile(r"[A-Za-z0-9_-]{1,16}")
 USER_AGENT_LIMIT = 400  # Click.user_agent's length
@@ -60,12 +60,12 @@ _CLICK_INSERT = (
 # A click is a count, not a promise: on PostgreSQL its transaction commits without waiting for the disk
 # (asynchronous commit). If PostgreSQL itself crashes, the clicks of its last fraction of a second may be missing;
 # nothing else is at risk, and the person was redirected either way. On its own (autocommit) the statement is its
-# own transaction, and it turns the setting off for that transaction alone (``set_config`` with ``is_local``, the
-# function form of SET LOCAL, joined to the row it inserts): one round trip, with no BEGIN, SET and COMMIT around it.
+# own transaction, and it turns the setting off for that transaction alone (``ASYNCHRONOUS_COMMIT``, joined to the
+# row it inserts): one round trip, with no BEGIN, SET and COMMIT around it.
 _CLICK_INSERT_ASYNCHRONOUS = (
     f'INSERT INTO "{_CLICK}" ("organization_id", "link_id", "at", "user_agent", "is_bot") '  # noqa: S608
     f'SELECT l."organization_id", l."id", %s, %s, %s FROM "{_LINK}" AS l, '
-    "(SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous "
+    f"({ASYNCHRONOUS_COMMIT}) AS asynchronous "
     'WHERE l."token" = %s AND l."expires_at" > %s '
     f'RETURNING (SELECT "url" FROM "{_LINK}" WHERE "id" = "{_CLICK}"."link_id")'
 )

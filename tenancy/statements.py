@@ -15,3 +15,9 @@ def statement_cursor(using: str = "default") -> Any:
     connection = connections[using]
     bound_at_server = getattr(connection, "statement_cursor", None)
     return bound_at_server() if bound_at_server is not None else connection.cursor()
+
+
+# Joined to a statement that runs on its own (autocommit, so it is its own transaction), this makes that transaction
+# commit without waiting for the disk, and no other: ``set_config`` with ``is_local`` is the function form of
+# SET LOCAL, so there is no BEGIN, SET or COMMIT round trip. Only for writes a crash of PostgreSQL itself may lose.
+ASYNCHRONOUS_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"

@@ -38,7 +38,7 @@ from sms.models import STATE_RANK, Contact, DncReason, JobState, SendJob, Status
 from sms.services.contacts import dnc_add
 from tenancy.errors import ServiceValidationError
 from tenancy.models import Organization
-from tenancy.statements import statement_cursor
+from tenancy.statements import ASYNCHRONOUS_COMMIT, statement_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +129,9 @@ def status_apply(params: Mapping[str, str]) -> StatusResult:
     job's change happen together or not at all. Only the job's row is written: its organization and contact stay
     free for the organization's other callbacks and services.
 
-    On PostgreSQL a callback without a price or a do-not-contact code (nearly all of them) is one statement; the
-    others, and every callback on SQLite, take the same steps one statement at a time in a transaction.
+    On PostgreSQL a callback without a price or a do-not-contact code (nearly all of them) is one statement, which
+    commits without waiting for the disk (see ``_apply_at_once``); the others, and every callback on SQLite, take the
+    same steps one statement at a time in a transaction.
     """
     callback = _parse(params)
     target = TARGETS.get(callback.status)
@@ -164,13 +165,18 @@ def _apply_at_once(callback: _Callback, target: JobState | None) -> StatusResult
             f'AND "state" IN ({", ".join(["%s"] * len(before))}) AND EXISTS (SELECT 1 FROM recorded) RETURNING "state"'
         )
     # The job as the statement began, whether the callback was recorded (not a repeat), and the state the job moved
-    # to (none when it moved nowhere).
+    # to (none when it moved nowhere). On its own (autocommit) the statement commits without waiting for the disk
+    # (ASYNCHRONOUS_COMMIT). If PostgreSQL itself crashes, the callbacks of its last fraction of a second may be
+    # missing: their jobs are still SENT, and settle_sent asks Twilio about every job still SENT 10 minutes after it
+    # went and applies the answer as the callback would have.
+    asynchronous = connection.get_autocommit()
     sql = (
         f'WITH job AS (SELECT "id", "state" FROM "{_JOB}" WHERE "provider_sid" = %s), '  # noqa: S608
         f'recorded AS (INSERT INTO "{_CALLBACK}" ("sid", "status", "received_at") SELECT %s, %s, %s FROM job '
         'ON CONFLICT ("sid", "status") DO NOTHING RETURNING 1), '
         f"moved AS ({moved}) "
         'SELECT job."id", job."state", EXISTS (SELECT 1 FROM recorded), (SELECT "state" FROM moved) FROM job'
+        + (f", ({ASYNCHRONOUS_COMMIT}) AS asynchronous" if asynchronous else "")
     )
     with statement_cursor() as cursor:
         cursor.execute(sql, [callback.sid, callback.sid, callback.status, now, *values, *before])

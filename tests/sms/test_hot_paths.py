@@ -126,6 +126,34 @@ def _postgresql_only() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_plain_callback_commits_without_waiting_for_the_disk_and_only_its_own_transaction(client, acme):
+    """A crash of PostgreSQL may lose the last fraction of a second of such callbacks: their jobs stay SENT, and
+    ``settle_sent`` asks Twilio about them (test_dispatch: a lost final status is asked for later)."""
+    if connection.vendor != POSTGRES:
+        pytest.skip("asynchronous commit is PostgreSQL's")
+    job = make_job(acme, "+61412345678", "SM" + "2" * 32)
+    with CaptureQueriesContext(connection) as queries:
+        response = deliver(client, params(job.provider_sid, "delivered"))
+    assert response.status_code == 200
+    [statement] = [query["sql"] for query in queries.captured_queries]  # no BEGIN, SET or COMMIT around it
+    assert "set_config('synchronous_commit', 'off', true)" in statement
+    job.refresh_from_db()
+    assert job.state == JobState.DELIVERED  # committed
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)  # the setting ended with the callback's transaction
+
+    # Inside a caller's transaction the callback leaves that transaction's commit as it is.
+    other = make_job(acme, "+61412345679", "SM" + "3" * 32)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert status_apply(params(other.provider_sid, "delivered")).outcome == Outcome.APPLIED
+        cursor = connection.cursor()
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+    assert "set_config" not in queries.captured_queries[0]["sql"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_repeats_of_a_plain_callback_apply_it_once(acme):
     _postgresql_only()
     job = make_job(acme, "+61412345678", "SM" + "2" * 32)

@@ -10,8 +10,9 @@ to the provider in turn, and the answers are recorded every ``RECORD_EVERY`` mes
   most ``RETRY_MOST``.
 
 When the provider refuses for a while (HTTP 429, or a retryable refusal naming a wait), the rest of the batch is held
-back: those jobs go back to QUEUED, due after the same wait (reason ``PROVIDER_WAIT``), with their attempt, counters,
-credits and short links given back, as if they had never been claimed.
+back: those jobs go back to QUEUED, due after the provider's wait (``RETRY_AFTER``, or its ``Retry-After`` when
+longer, at most ``RETRY_MOST``; not the refused job's own backoff, which grows with its attempts), with their attempt,
+counters, credits and short links given back, as if they had never been claimed (reason ``PROVIDER_WAIT``).
 """
 
 from __future__ import annotations
@@ -92,10 +93,12 @@ def send_batch(batch: Batch, provider: MessageProvider, outcome: Outcome) -> Non
                 )
                 answers.append([send.job_id, JobState.SENDING, None, error.code or "", until])
                 if error.asks_to_wait:
-                    logger.warning("sms: the provider asks to wait until %s (%s)", until.isoformat(), error.message)
+                    # The provider's wait, not this job's growing backoff, holds back the rest and every later run.
+                    pause = timezone.now() + wait_before_retry(RETRY_AFTER, error.retry_after, longest=RETRY_MOST)
+                    logger.warning("sms: the provider asks to wait until %s (%s)", pause.isoformat(), error.message)
                     _record(answers, sids)
-                    _hold_back(batch, batch.sends[index + 1 :], until, outcome)
-                    outcome.paused_until = until
+                    _hold_back(batch, batch.sends[index + 1 :], pause, outcome)
+                    outcome.paused_until = pause
                     return
             else:
                 logger.info("sms job %s refused by the provider: %s", send.job_id, error.message)

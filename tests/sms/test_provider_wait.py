@@ -253,6 +253,26 @@ def test_a_rate_limit_without_retry_after_waits_the_backoff_and_still_stops_the_
     assert [(job.state, job.deferred_until) for job in by_id[1:]] == [(JobState.QUEUED, MORNING + retry_wait(1))] * 2
 
 
+def test_a_job_s_own_long_backoff_does_not_become_the_provider_s_pause(twilio, acme, number, frozen):
+    """A job on its fifth attempt waits 32 minutes after a 429 without Retry-After, but the provider asked nobody to
+    wait that long: the rest of the batch, and every later run, wait Keel's first backoff (2 minutes)."""
+    people(acme, 3)
+    campaign = launch(acme, [number])
+    first = SendJob.objects.filter(campaign=campaign).order_by("position", "id")[0]
+    SendJob.objects.filter(pk=first.pk).update(attempts=4)
+    twilio.post(MESSAGES, **rate_limited())
+
+    outcome = run()
+
+    assert len(sends(twilio)) == 1
+    first.refresh_from_db()
+    assert (first.attempts, first.lease_until) == (5, MORNING + retry_wait(5))
+    assert retry_wait(5) == timedelta(minutes=32)
+    assert outcome.paused_until == MORNING + retry_wait(1)
+    others = SendJob.objects.filter(campaign=campaign).exclude(pk=first.pk)
+    assert {(job.state, job.deferred_until) for job in others} == {(JobState.QUEUED, MORNING + retry_wait(1))}
+
+
 def test_an_outage_without_retry_after_keeps_the_backoff_and_the_batch_goes_on(twilio, acme, number, frozen):
     people(acme, 3)
     campaign = launch(acme, [number])

@@ -6,7 +6,8 @@
   branding; an automatic answer says so in its ``Auto-Submitted`` header. It is handed to the email provider here,
   in the delivery's own job, so that the delivery records the provider's answer: 429, 5xx and network errors are
   retried on the delivery's schedule, any other refusal is not worth retrying. The provider keeps no idempotency
-  key, so an email it accepted while its answer was lost (a timeout) is sent again by the retry.
+  key, so an email it accepted while its answer was lost (a timeout) is sent again by the retry, as the same
+  message: its Message-ID is made from the delivery's id (``tenancy.emails.message_id``).
 - **SMS** goes through the SMS provider (``sms.providers.get_provider``), outside the campaign gates (no consent,
   quiet hours, budget or warm-up: the person asked for these messages), but never to a number on the organization's
   do-not-contact list. It is sent from the organization's first active sending number. A retried SMS first asks
@@ -29,7 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 import requests
-from anymail.exceptions import AnymailError, AnymailRequestsAPIError
+from anymail.exceptions import AnymailError
 
 from msp.retry_after import retry_after_header
 from notifications import attachments
@@ -40,7 +41,7 @@ from sms.models import DoNotContact, SendingNumber
 from sms.providers import get_provider
 from sms.providers.base import OutboundMessage, ProviderError
 from tenancy.crypto import decrypt
-from tenancy.emails import email_send
+from tenancy.emails import email_failure, email_send
 
 SLACK_TIMEOUT = 10.0  # seconds
 EXCERPT = 200
@@ -103,7 +104,7 @@ def send_email(delivery: Delivery) -> Outcome:
         raise SendError(f"An attachment no longer exists: {gone}", retryable=False) from None
     try:
         email_send(to=delivery.to, template=template, context=context, organization=organization, headers=headers,
-                   attachments=files, now=True)  # fmt: skip
+                   attachments=files, now=True, key=delivery.pk)  # fmt: skip
     except (AnymailError, OSError) as error:
         raise _email_error(error) from error
     return Sent()
@@ -111,20 +112,8 @@ def send_email(delivery: Delivery) -> Outcome:
 
 def _email_error(error: Exception) -> SendError:
     """The email provider's refusal in words staff can act on; retryable when it may pass (429, 5xx, no answer)."""
-    backend = getattr(getattr(error, "payload", None), "backend", None)  # a network error carries only its payload
-    provider = getattr(error, "esp_name", None) or getattr(backend, "esp_name", None) or "The mail server"
-    if isinstance(error, AnymailRequestsAPIError) and error.status_code is not None:
-        status = int(error.status_code)
-        answer = " ".join(str(getattr(error.response, "text", "") or "").split())[:EXCERPT]
-        retryable = status == 429 or status >= 500
-        wait = retry_after_header(getattr(error.response, "headers", None)) if retryable else None
-        return SendError(f"{provider} answered {status}: {answer}", retryable=retryable, retry_after=wait)
-    if isinstance(error, AnymailRequestsAPIError) or not isinstance(error, AnymailError):
-        cause = error.__cause__ or error
-        return SendError(f"{provider} could not be reached: {type(cause).__name__}.", retryable=True)
-    # Refused before or without an HTTP answer (every recipient rejected, content it cannot send): it would be again.
-    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return SendError(f"{provider} refused the email: {first_line[:EXCERPT]}", retryable=False)
+    failure = email_failure(error)
+    return SendError(failure.message, retryable=failure.retryable, retry_after=failure.retry_after)
 
 
 def sender_number(delivery: Delivery) -> str | None:

@@ -31,7 +31,10 @@ def checkout_provisioned(session_id: str) -> bool:
 
 
 def billing_contacts(organization: Organization) -> list[str]:
-    """Who receives an organization's invoices and contract notices: its active owners and admins."""
+    """Who receives an organization's invoices, payment reminders and contract notices: the addresses it named
+    (``Organization.invoice_emails``, an accounts department, say), else its active owners and admins."""
+    if organization.invoice_emails:
+        return list(organization.invoice_emails)
     return sorted(
         Membership.objects.filter(organization=organization, role__in=[Role.OWNER, Role.ADMIN], user__is_active=True)
         .values_list("user__email", flat=True)

@@ -18,7 +18,7 @@ from tenancy.emails import email_send
 from tenancy.errors import ConflictError
 from tenancy.models import Membership, Role, User
 from tenancy.services.api_keys import API_SCOPES
-from tenancy.services.organizations import LOGO_MAX_BYTES
+from tenancy.services.organizations import INVOICE_EMAILS_MAX, LOGO_MAX_BYTES
 
 PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,31}$")
 HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -228,6 +228,17 @@ class BrandingForm(forms.Form):
         if upload.size > LOGO_MAX_BYTES:
             raise ValidationError(f"The logo must be at most {LOGO_MAX_BYTES // 1024} KB.")
         return upload.read()
+
+
+class InvoiceEmailsForm(forms.Form):
+    invoice_emails = forms.CharField(
+        label="Email invoices to",
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        help_text=f"One address per line (an accounts department, say), at most {INVOICE_EMAILS_MAX}. Leave it "
+        "empty to email your owners and admins.",
+    )
 
 
 def _scope_choices() -> list[tuple[str, str]]:

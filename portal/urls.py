@@ -59,6 +59,7 @@ urlpatterns = [
     path("devices/", devices.devices, name="devices"),
     path("billing/", billing.billing, name="billing"),
     path("billing/portal/", billing.billing_portal, name="billing_portal"),
+    path("billing/recipients/", billing.billing_recipients, name="billing_recipients"),
     path("billing/plan/", billing.billing_change_plan, name="billing_change_plan"),
     path("billing/cancel/", billing.billing_cancel, name="billing_cancel"),
     path("billing/resume/", billing.billing_resume, name="billing_resume"),

@@ -100,7 +100,7 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_filter = ["tier", "status", "partner", "country"]
     search_fields = ["name", "slug", "stripe_customer_id", "qbo_customer_id", "ninjaone_org_id"]
     list_select_related = ["partner"]
-    readonly_fields = ["status", "suspended_reason", "created_at", "updated_at"]
+    readonly_fields = ["status", "suspended_reason", "invoice_emails", "created_at", "updated_at"]
     fieldsets = (
         (None, {"fields": ("name", "slug", "tier", "partner", "status", "suspended_reason")}),
         ("Locale", {"fields": ("timezone", "currency", "country")}),
@@ -109,6 +109,7 @@ class OrganizationAdmin(admin.ModelAdmin):
             "Branding",
             {"fields": ("brand_display_name", "brand_primary_color", "brand_accent_color", "brand_support_email")},
         ),
+        ("Billing", {"fields": ("invoice_emails",)}),
         ("Third-party ids", {"fields": ("stripe_customer_id", "qbo_customer_id", "ninjaone_org_id")}),
         ("Dates", {"fields": ("created_at", "updated_at")}),
     )

@@ -63,6 +63,7 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
             "country",
             "partner",
             "require_mfa",
+            "invoice_emails",
             "created_at",
             "branding",
         ]

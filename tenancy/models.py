@@ -195,6 +195,13 @@ class Organization(models.Model):
     brand_logo_type = models.CharField(max_length=40, blank=True)
     brand_logo_version = models.CharField(max_length=16, blank=True)
 
+    invoice_emails = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Where invoices, payment reminders and contract notices are emailed (an accounts address, say); "
+        "when empty, to the organization's owners and admins.",
+    )
+
     stripe_customer_id = models.CharField(max_length=64, blank=True)
     qbo_customer_id = models.CharField(max_length=64, blank=True)
     ninjaone_org_id = models.CharField(max_length=64, blank=True)

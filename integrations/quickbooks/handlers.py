@@ -30,9 +30,10 @@ def invoice_finalized(event: Event) -> None:
 
 @subscribe("organization.updated", name="integrations.quickbooks.organization_updated", when=_connected)
 def organization_updated(event: Event) -> None:
-    """A renamed organization that is a QuickBooks customer is renamed there too."""
+    """A renamed organization that is a QuickBooks customer is renamed there too; new invoice addresses become its
+    email there."""
     changes = event.payload.get("changes") or {}
-    if "name" not in changes or event.organization_id is None:
+    if not {"name", "invoice_emails"} & set(changes) or event.organization_id is None:
         return
     known = Organization.objects.filter(pk=event.organization_id).exclude(qbo_customer_id="").exists()
     if known:

@@ -12,20 +12,21 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from billing import services
 from billing.api import checkout_urls
 from billing.models import Subscription, SubscriptionStatus
-from billing.selectors import checkout_provisioned, current_subscription, sms_credit_balance
+from billing.selectors import billing_contacts, checkout_provisioned, current_subscription, sms_credit_balance
 from portal import nav
 from portal.access import PUBLIC, MemberRequest, access, can_manage, require_manager
-from portal.forms import service_error_messages
+from portal.forms import InvoiceEmailsForm, add_service_error, service_error_messages
 from portal.views.invoices import contract_rows, invoice_summary, saved_card
 from quotes.models import Plan
 from quotes.selectors import quote_by_key
 from tenancy.audit import client_ip
 from tenancy.errors import ConflictError
+from tenancy.services import invoice_emails_update
 
 SERVICE_ERRORS = (ValidationError, ConflictError, services.PaymentProviderError)
 SIGN_IN_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -105,8 +106,31 @@ def billing(request: MemberRequest) -> HttpResponse:
         "contracts": contract_rows(organization),
         "invoices": invoice_summary(organization),
         "card": saved_card(organization),
+        "invoice_recipients": billing_contacts(organization),
     }
     return render(request, "portal/billing.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def billing_recipients(request: MemberRequest) -> HttpResponse:
+    """Where invoices, payment reminders and contract notices are emailed: addresses of the organization's choosing
+    (its accounts department), or, when it names none, its owners and admins."""
+    require_manager(request)
+    organization = request.organization
+    if request.method != "POST":
+        form = InvoiceEmailsForm(initial={"invoice_emails": "\n".join(organization.invoice_emails)})
+        return render(request, "portal/billing/recipients.html", {"form": form})
+    form = InvoiceEmailsForm(request.POST)
+    if form.is_valid():
+        try:
+            invoice_emails_update(organization=organization, emails=form.cleaned_data["invoice_emails"],
+                                  actor=request.user, ip=client_ip(request))  # fmt: skip
+        except SERVICE_ERRORS as refused:
+            add_service_error(form, refused)
+        else:
+            recipients = ", ".join(billing_contacts(organization))
+            return _done(request, f"Invoices will be emailed to {recipients}.")
+    return render(request, "portal/billing/recipients.html", {"form": form}, status=400)
 
 
 def _done(request: MemberRequest, message: str) -> HttpResponseRedirect:

@@ -12,6 +12,7 @@ from tenancy.services.members import (
 from tenancy.services.mfa import mfa_backup_codes_regenerate, mfa_disable, mfa_enrol_confirm, mfa_enrol_start
 from tenancy.services.organizations import (
     branding_update,
+    invoice_emails_update,
     organization_create,
     organization_export,
     organization_reactivate,
@@ -28,6 +29,7 @@ __all__ = [
     "invitation_accept",
     "invitation_create",
     "invitation_revoke",
+    "invoice_emails_update",
     "membership_change_role",
     "membership_remove",
     "mfa_backup_codes_regenerate",

@@ -4,6 +4,8 @@ import hashlib
 import zoneinfo
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -17,6 +19,7 @@ from tenancy.services.members import member_announce
 LOGO_MAX_BYTES = 256 * 1024
 LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 UPDATABLE_FIELDS = ("name", "tier", "timezone", "currency", "country", "require_mfa", "partner")
+INVOICE_EMAILS_MAX = 5
 
 
 def _validate_common(fields: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +99,51 @@ def organization_update(
                 action="organization.updated", organization=org, actor=actor, target=org, changes=changes, ip=ip
             )
             publish(org, "organization.updated", {"id": org.id, "changes": changes})
+    return org
+
+
+def invoice_emails_clean(emails: list[str] | str) -> list[str]:
+    """The addresses invoices go to, from a list or from text (one per line, or separated by commas or semicolons):
+    trimmed, each a valid address, none twice (whatever its capitals), at most ``INVOICE_EMAILS_MAX``. Raises
+    ``ServiceValidationError`` on ``invoice_emails`` naming the address at fault."""
+    if isinstance(emails, str):
+        emails = emails.replace(";", ",").replace("\n", ",").split(",")
+    clean: list[str] = []
+    seen: set[str] = set()
+    for raw in emails:
+        email = str(raw).strip()
+        if not email:
+            continue
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise field_error("invoice_emails", f"{email[:100]!r} is not an email address.") from None
+        if email.lower() in seen:
+            raise field_error("invoice_emails", f"{email} is listed twice.")
+        seen.add(email.lower())
+        clean.append(email)
+    if len(clean) > INVOICE_EMAILS_MAX:
+        raise field_error("invoice_emails", f"At most {INVOICE_EMAILS_MAX} addresses; {len(clean)} were given.")
+    return clean
+
+
+def invoice_emails_update(
+    *, organization: Organization, emails: list[str] | str, actor: User | None = None, ip: str | None = None
+) -> Organization:
+    """Set where the organization's invoices, payment reminders and contract notices are emailed (empty: to its
+    owners and admins, ``billing.selectors.billing_contacts``). Audited, and published as ``organization.updated``
+    (QuickBooks then updates the customer's email)."""
+    addresses = invoice_emails_clean(emails)
+    with transaction.atomic():
+        org = Organization.objects.select_for_update().get(pk=organization.pk)
+        if org.invoice_emails == addresses:
+            return org
+        changes = {"invoice_emails": [", ".join(org.invoice_emails), ", ".join(addresses)]}
+        org.invoice_emails = addresses
+        org.save(update_fields=["invoice_emails", "updated_at"])
+        audit_record(action="organization.updated", organization=org, actor=actor, target=org, changes=changes, ip=ip)
+        publish(org, "organization.updated", {"id": org.id, "changes": changes})
+    organization.invoice_emails = addresses
     return org
 
 

@@ -18,7 +18,7 @@ from integrations.quickbooks.connection import connection_disconnect
 from integrations.quickbooks.models import QboConnection, QboSync, SyncKind, SyncState
 from integrations.quickbooks.sync import BACKOFF, invoice_push_enqueue, sync_due_run, sync_enqueue, sync_run
 from tenancy.models import Organization
-from tenancy.services import organization_update
+from tenancy.services import invoice_emails_update, organization_update
 from tests.integrations.quickbooks.conftest import API, NOW, body, fault, issue, query_of
 
 pytestmark = pytest.mark.django_db
@@ -113,6 +113,22 @@ def test_a_renamed_customer_is_renamed_in_quickbooks(connection, billed, alice, 
     assert body(intuit.calls[1]) == {
         "DisplayName": "Acme Group", "CompanyName": "Acme Group", "PrimaryEmailAddr": {"Address": "alice@acme.test"},
         "Id": "58", "SyncToken": "2", "sparse": True,
+    }  # fmt: skip
+
+
+def test_new_invoice_addresses_become_the_customers_email_in_quickbooks(connection, billed, alice, intuit):
+    known_customer(billed)
+    billed.refresh_from_db()
+    intuit.get(f"{API}/customer/58", json={"Customer": {"Id": "58", "SyncToken": "4"}})
+    intuit.post(f"{API}/customer", json={"Customer": {"Id": "58", "SyncToken": "5"}})
+    invoice_emails_update(organization=billed, actor=alice, emails=["accounts@acme.test", "ap@acme.test"])
+    event_fan_out(event_id=Event.objects.get(type="organization.updated").pk)
+    delivery_run(delivery_id=Delivery.objects.get(handler="integrations.quickbooks.organization_updated").pk)
+    sync_run(sync_id=QboSync.objects.get(kind=SyncKind.CUSTOMER).pk)
+    assert body(intuit.calls[1]) == {
+        "DisplayName": "Acme Pty Ltd", "CompanyName": "Acme Pty Ltd",
+        "PrimaryEmailAddr": {"Address": "accounts@acme.test"},
+        "Id": "58", "SyncToken": "4", "sparse": True,
     }  # fmt: skip
 
 

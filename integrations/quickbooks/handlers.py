@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from events.models import Event
 from events.registry import subscribe
-from integrations.quickbooks.models import ConnectionStatus, QboConnection, SyncKind
-from integrations.quickbooks.sync import invoice_push_enqueue, run_after_commit, sync_enqueue
+from integrations.quickbooks.models import ConnectionStatus, QboConnection, QboSync, SyncKind
+from integrations.quickbooks.sync import (
+    SOURCE,
+    invoice_push_enqueue,
+    receipt_push_enqueue,
+    run_after_commit,
+    sync_enqueue,
+)
 from tenancy.models import Organization
 
 
@@ -39,4 +45,27 @@ def organization_updated(event: Event) -> None:
     if known:
         row = sync_enqueue(kind=SyncKind.CUSTOMER, organization_id=event.organization_id,
                            object_id=event.organization_id, again=True)  # fmt: skip
+        run_after_commit([row.pk])
+
+
+@subscribe("payment.succeeded", name="integrations.quickbooks.payment_succeeded", when=_connected)
+def payment_succeeded(event: Event) -> None:
+    """A payment Keel received (a card charge, a transfer recorded by staff) is applied to its invoice in QuickBooks;
+    one QuickBooks received itself is there already."""
+    attempt_id, invoice_id = event.payload.get("id"), event.payload.get("invoice")
+    if event.organization_id is None or not attempt_id or not invoice_id or event.payload.get("source") == SOURCE:
+        return
+    run_after_commit(receipt_push_enqueue(organization_id=event.organization_id, attempt_id=attempt_id,
+                                          invoice_id=invoice_id))  # fmt: skip
+
+
+@subscribe("invoice.voided", name="integrations.quickbooks.invoice_voided", when=_connected)
+def invoice_voided(event: Event) -> None:
+    """A voided invoice QuickBooks has (or is about to have) is voided there too."""
+    invoice_id = event.payload.get("id")
+    if event.organization_id is None or not invoice_id:
+        return
+    if QboSync.objects.filter(kind=SyncKind.INVOICE, object_id=str(invoice_id)).exists():
+        row = sync_enqueue(kind=SyncKind.INVOICE, organization_id=event.organization_id, object_id=invoice_id,
+                           again=True)  # fmt: skip
         run_after_commit([row.pk])

@@ -7,6 +7,10 @@ each line becomes a ``SalesItemLineDetail`` line on one configured product/servi
 price and amount (already rounded to the cent). Tax is kept simple: Keel has worked it out, so it is one more line
 (labelled like "GST 10%") on the tax item, and ``GlobalTaxCalculation`` is ``NotApplicable`` so that QuickBooks adds
 no tax of its own. The QuickBooks invoice totals exactly what Keel's does.
+
+A payment Keel received (a card charge it collected, or a transfer staff recorded in Keel) becomes a QuickBooks
+payment applied to the invoice, its ``PaymentRefNum`` ``KEEL-<invoice number>-<attempt>``: that is how Keel finds it
+again after a lost answer, and how the pull of QuickBooks' payments knows not to record it in Keel a second time.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 CENT = Decimal("0.01")
+RECEIPT_PREFIX = "KEEL-"  # PaymentRefNum of the payments Keel pushes
 NAME_LIMIT = 100
 DOC_NUMBER_LIMIT = 21
 MEMO_LIMIT = 1000
@@ -45,6 +50,17 @@ class InvoiceDoc:
     tax_label: str
     tax_rate: Decimal
     memo: str = ""
+
+
+@dataclass(frozen=True)
+class ReceiptDoc:
+    """A payment Keel received, to be applied to its invoice in QuickBooks."""
+
+    reference: str  # PaymentRefNum: receipt_reference()
+    received_on: date
+    amount: Decimal
+    currency: str
+    note: str
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,35 @@ def invoice_body(doc: InvoiceDoc, *, customer_id: str, item_id: str, tax_item_id
     if doc.memo:
         body["CustomerMemo"] = {"value": doc.memo[:MEMO_LIMIT]}
     return body
+
+
+def receipt_reference(invoice_number: int, attempt_number: int) -> str:
+    """The ``PaymentRefNum`` of a payment Keel pushes: unique per customer (invoice numbers are per organization)."""
+    return f"{RECEIPT_PREFIX}{invoice_number}-{attempt_number}"[:DOC_NUMBER_LIMIT]
+
+
+def receipt_body(doc: ReceiptDoc, *, customer_id: str, invoice_id: str) -> dict[str, Any]:
+    amount = cents(doc.amount)
+    return {
+        "CustomerRef": {"value": customer_id},
+        "CurrencyRef": {"value": doc.currency},
+        "TotalAmt": amount,
+        "TxnDate": doc.received_on.isoformat(),
+        "PaymentRefNum": doc.reference,
+        "PrivateNote": doc.note[:MEMO_LIMIT],
+        "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]}],
+    }
+
+
+def voided(invoice: dict[str, Any]) -> bool:
+    """A QuickBooks invoice already voided: QuickBooks zeroes its total and notes "Voided"."""
+    total = _amount(invoice.get("TotalAmt"))
+    return total == 0 and "Voided" in str(invoice.get("PrivateNote") or "")
+
+
+def pushed_by_keel(payment: dict[str, Any]) -> bool:
+    """A QuickBooks payment Keel made itself from a payment it received (so already recorded in Keel)."""
+    return str(payment.get("PaymentRefNum") or "").startswith(RECEIPT_PREFIX)
 
 
 def _amount(value: Any) -> Decimal | None:

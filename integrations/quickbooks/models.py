@@ -78,6 +78,7 @@ class QboConnection(models.Model):
 class SyncKind(models.TextChoices):
     CUSTOMER = "customer", "Customer"  # object_id: the organization
     INVOICE = "invoice", "Invoice"  # object_id: the Keel invoice
+    RECEIPT = "receipt", "Payment received in Keel"  # object_id: the Keel payment attempt (pushed to QuickBooks)
     PAYMENT = "payment", "Payment"  # object_id: "<realm id>:<QuickBooks payment id>" (pulled into Keel)
 
 

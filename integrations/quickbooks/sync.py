@@ -17,6 +17,13 @@ invoice by its ``DocNumber`` for that customer.
 
 A payment row records a QuickBooks payment in Keel, once per invoice it pays (``billing.services.external_payments``
 is idempotent on the payment's reference), so pulling the same payment again changes nothing.
+
+The other way, a receipt row pushes a payment Keel received (a card charge, a transfer staff recorded) as a
+QuickBooks payment applied to the invoice, so the invoice is paid in the books too. It waits for its invoice to be in
+QuickBooks. Before creating, Keel looks for the payment by its ``PaymentRefNum`` (``KEEL-<invoice>-<attempt>``) among
+the customer's payments of that day; the pull of QuickBooks' payments leaves such payments alone, as Keel has them. A
+payment QuickBooks itself received is never pushed back. A voided invoice is voided in QuickBooks (its next push);
+one QuickBooks never had is left out.
 """
 
 from __future__ import annotations
@@ -25,12 +32,13 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from billing.models import Invoice, InvoiceLine
+from billing.models import AttemptStatus, Invoice, InvoiceLine, InvoiceStatus, PaymentAttempt
 from billing.selectors import billing_contacts
 from billing.services.external_payments import invoice_record_external_payment
 from integrations.quickbooks import mapping
@@ -54,7 +62,8 @@ CLAIM_TIMEOUT = timedelta(minutes=15)
 BATCH = 200
 SERVICE_ITEM = "Keel services"
 SOURCE = "quickbooks"
-KIND_ORDER = (SyncKind.CUSTOMER, SyncKind.INVOICE, SyncKind.PAYMENT)  # an invoice needs its customer first
+# An invoice needs its customer first, and a receipt its invoice.
+KIND_ORDER = (SyncKind.CUSTOMER, SyncKind.INVOICE, SyncKind.RECEIPT, SyncKind.PAYMENT)
 
 
 def payment_reference(qbo_payment_id: str) -> str:
@@ -292,6 +301,8 @@ def _push_invoice(books: Books, sync: QboSync) -> str:
         raise QboError("The invoice no longer exists in Keel.")
     if invoice.number is None:
         raise QboError("A draft invoice is not pushed; it is pushed once it is finalized.")
+    if invoice.status == InvoiceStatus.VOID:
+        return _void_invoice(books, sync, invoice)
     customer_id = customer_ensure(books, invoice.organization, update=False)
     # Read now rather than from the connection in hand: staff may have chosen items since the run began.
     items = QboConnection.objects.filter(pk=books.connection.pk).values("default_item_id", "tax_item_id").get()
@@ -313,9 +324,86 @@ def _push_invoice(books: Books, sync: QboSync) -> str:
     return qbo_id
 
 
+def _void_invoice(books: Books, sync: QboSync, invoice: Invoice) -> str:
+    """Void the invoice's QuickBooks copy (found by its id, or by its number for its customer); nothing when
+    QuickBooks never had it, or has it voided already."""
+    qbo_id = sync.qbo_id
+    customer_id = invoice.organization.qbo_customer_id
+    if not qbo_id and customer_id:
+        number = invoice_doc(invoice, []).number[: mapping.DOC_NUMBER_LIMIT]
+        found = books.provider.query(books.auth, "Invoice", {"DocNumber": number, "CustomerRef": customer_id},
+                                     limit=1)  # fmt: skip
+        qbo_id = str(found[0]["Id"]) if found else ""
+    if not qbo_id:
+        return ""
+    current = books.provider.read(books.auth, "invoice", qbo_id)
+    if mapping.voided(current):
+        return qbo_id
+    books.provider.void(books.auth, "invoice", qbo_id, str(current.get("SyncToken", "0")))
+    return qbo_id
+
+
+def receipt_doc(attempt: PaymentAttempt, invoice: Invoice) -> mapping.ReceiptDoc:
+    received = timezone.localtime(attempt.completed_at or attempt.created_at, ZoneInfo(invoice.organization.timezone))
+    how = (
+        f"Card payment collected by Keel ({attempt.payment_intent_id})"
+        if attempt.payment_intent_id
+        else "Payment recorded in Keel"
+    )
+    return mapping.ReceiptDoc(
+        reference=mapping.receipt_reference(invoice.number or 0, attempt.number),
+        received_on=received.date(),
+        amount=attempt.amount,
+        currency=attempt.currency,
+        note=f"{how} for {invoice.reference}, attempt {attempt.number}.",
+    )
+
+
+def _push_receipt(books: Books, sync: QboSync) -> str:
+    """Apply a payment Keel received to its invoice in QuickBooks; adopt the one an earlier try made."""
+    if sync.qbo_id:
+        return sync.qbo_id
+    attempt = (
+        PaymentAttempt.objects.for_org(sync.organization_id)
+        .select_related("invoice__organization")
+        .filter(pk=sync.object_id)
+        .first()
+    )
+    if attempt is None:
+        raise QboError("The payment no longer exists in Keel.")
+    if attempt.status != AttemptStatus.SUCCEEDED:
+        raise QboError(f"The payment is {attempt.get_status_display().lower()}, not succeeded: it is not recorded.")
+    invoice = attempt.invoice
+    invoice_qbo_id = (
+        QboSync.objects.filter(kind=SyncKind.INVOICE, object_id=str(invoice.pk))
+        .exclude(qbo_id="")
+        .values_list("qbo_id", flat=True)
+        .first()
+    )
+    if not invoice_qbo_id:
+        raise QboError(f"{invoice.reference} is not in QuickBooks yet; its payment waits for it.", retryable=True)
+    customer_id = customer_ensure(books, invoice.organization, update=False)
+    body = mapping.receipt_body(receipt_doc(attempt, invoice), customer_id=customer_id, invoice_id=invoice_qbo_id)
+    same_day = books.provider.query(books.auth, "Payment", {"CustomerRef": customer_id, "TxnDate": body["TxnDate"]},
+                                    limit=1000)  # fmt: skip
+    for payment in same_day:
+        if str(payment.get("PaymentRefNum") or "") == body["PaymentRefNum"]:
+            return str(payment["Id"])
+    return str(books.provider.save(books.auth, "payment", body)["Id"])
+
+
+def receipt_push_enqueue(*, organization_id: Any, attempt_id: Any, invoice_id: Any) -> list[int]:
+    """Rows to push a payment Keel received: its invoice's (and customer's) when QuickBooks does not have them yet,
+    and the payment's."""
+    rows = invoice_push_enqueue(organization_id=organization_id, invoice_id=invoice_id)
+    receipt = sync_enqueue(kind=SyncKind.RECEIPT, organization_id=organization_id, object_id=attempt_id)
+    return [*rows, receipt.pk]
+
+
 PUSHERS: dict[str, Callable[[Books, QboSync], str]] = {
     SyncKind.CUSTOMER: _push_customer,
     SyncKind.INVOICE: _push_invoice,
+    SyncKind.RECEIPT: _push_receipt,
 }
 
 
@@ -374,6 +462,8 @@ def payment_key(realm_id: str, qbo_payment_id: str) -> str:
 def _payment_take(payment: Entity, realm_id: str, now: datetime) -> int | None:
     """The payment's row, new and due, when it pays an invoice Keel pushed and has no row yet."""
     qbo_id = str(payment.get("Id") or "")
+    if mapping.pushed_by_keel(payment):  # a payment Keel received and pushed: Keel has it already
+        return None
     invoice_ids = [part.invoice_id for part in mapping.payment_parts(payment)]
     owner = (
         QboSync.objects.filter(kind=SyncKind.INVOICE, qbo_id__in=invoice_ids)

@@ -109,6 +109,10 @@ class QuickBooksProvider(Protocol):
         """Create the entity, or update it when ``body`` has ``Id`` and ``SyncToken``; returns it as saved."""
         ...
 
+    def void(self, auth: TokenSource, entity: str, entity_id: str, sync_token: str) -> Entity:
+        """Void a transaction (``invoice``): it stays, numbered, with its amounts zeroed. Raises ``QboError``."""
+        ...
+
     def query(
         self,
         auth: TokenSource,

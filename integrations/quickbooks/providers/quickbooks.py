@@ -156,6 +156,10 @@ class QuickBooksProvider:
         sent = {**body, "sparse": True} if body.get("Id") else body
         return self._entity(self._api(auth, "POST", entity, body=sent), entity)
 
+    def void(self, auth: TokenSource, entity: str, entity_id: str, sync_token: str) -> Entity:
+        body = {"Id": entity_id, "SyncToken": sync_token}
+        return self._entity(self._api(auth, "POST", entity, params={"operation": "void"}, body=body), entity)
+
     def query(
         self,
         auth: TokenSource,

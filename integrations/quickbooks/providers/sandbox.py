@@ -156,6 +156,24 @@ class SandboxProvider:
         _record(f"{kind}.save", {"id": saved["Id"], "sync_token": saved["SyncToken"]})
         return dict(saved)
 
+    def void(self, auth: TokenSource, entity: str, entity_id: str, sync_token: str) -> Entity:
+        auth.access_token()
+        kind = entity.lower()
+        with _lock:
+            current = COMPANY.get(kind, {}).get(entity_id)
+            if current is None:
+                raise QboError(f"Object Not Found: {entity} {entity_id}", code=NOT_FOUND, status=400)
+            if sync_token != current["SyncToken"]:
+                raise QboError("Stale Object Error: You and another user were working on the same thing.",
+                               code=STALE_OBJECT, status=400)  # fmt: skip
+            lines = [{**line, "Amount": Decimal(0)} for line in current.get("Line", [])]
+            metadata = {**current.get("MetaData", {}), "LastUpdatedTime": _stamp()}
+            voided = {**current, "Line": lines, "TotalAmt": Decimal(0), "Balance": Decimal(0), "PrivateNote": "Voided",
+                      "SyncToken": str(int(current["SyncToken"]) + 1), "MetaData": metadata}  # fmt: skip
+            COMPANY[kind][entity_id] = voided
+        _record(f"{kind}.void", {"id": entity_id})
+        return dict(voided)
+
     def query(
         self,
         auth: TokenSource,

@@ -125,6 +125,17 @@ def test_someone_in_no_organization_gets_an_explanation(client_for, db):
     response = client_for(loner).get("/dashboard/")
     assert response.status_code == 403
     assert "not part of an organization" in response.content.decode()
+    assert "/admin/" not in response.content.decode()
+
+
+def test_staff_in_no_organization_who_follow_view_site_are_pointed_back_to_the_staff_admin(client_for, db):
+    from tests.factories import UserFactory
+
+    staff = UserFactory(email="ops@keel.test", is_staff=True)
+    response = client_for(staff).get("/dashboard/")
+    assert response.status_code == 403
+    assert '<a href="/admin/">staff admin</a>' in response.content.decode()
+    assert "Ask an owner" not in response.content.decode()
 
 
 def test_navigation_has_dashboard_and_settings_and_takes_registrations(client_for, alice):

@@ -188,10 +188,16 @@ class RotateSecretView(WebhookAPIView):
 
 
 class TestView(WebhookAPIView):
-    @extend_schema(parameters=[ENDPOINT_ID], request=None, responses=DeliverySerializer)
+    @extend_schema(
+        parameters=[ENDPOINT_ID],
+        request=None,
+        responses={202: DeliverySerializer},
+        description="Queue a webhook.ping to the endpoint: a worker sends it within seconds, once, not retried. The "
+        "answer is its delivery, still RUNNING; the delivery log shows the attempt once it is made.",
+    )
     def post(self, request: Request, pk: str) -> Response:
         delivery = endpoint_ping(endpoint=self.endpoint(pk))
-        return Response(DeliverySerializer(delivery).data)
+        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
 class DeliveryListView(WebhookAPIView):

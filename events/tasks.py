@@ -50,6 +50,14 @@ def flush_endpoint(endpoint_id: str) -> int:
     return endpoint_flush(endpoint_id)
 
 
+@shared_task(acks_late=True)
+def send_ping(delivery_id: int) -> bool:
+    """Send a test ping a person asked for on the endpoint's page (``events.webhooks.endpoint_ping``)."""
+    from events.webhooks import ping_send
+
+    return ping_send(delivery_id=delivery_id)
+
+
 @shared_task
 def webhooks_due() -> int:
     """Beat: flush every endpoint with a delivery due (a retry, or one whose worker died)."""

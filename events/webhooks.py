@@ -421,22 +421,48 @@ def owners_of(endpoint: WebhookEndpoint) -> list[str]:
 
 
 def endpoint_ping(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
-    """Send a ``webhook.ping`` to the endpoint now (not through the outbox: no other handler sees it) and return
-    its delivery, with the attempt recorded."""
+    """Queue a ``webhook.ping`` to the endpoint (not through the outbox: no other handler sees it) and return its
+    delivery. A worker sends it once the caller's transaction commits (:func:`ping_send`), so an endpoint that is slow
+    or never answers holds a worker for its timeout, never the web server; the delivery's attempt says what came back.
+    """
     organization_id = endpoint.organization_id
+    now = timezone.now()
     event = Event.objects.create(
         organization_id=organization_id,
         type=catalogue.PING,
         payload={"endpoint": str(endpoint.pk), "message": "Keel can reach this endpoint."},
-        fanned_out_at=timezone.now(),
+        fanned_out_at=now,
     )
     delivery = WebhookDelivery.objects.create(
-        endpoint=endpoint, event=event, state=WebhookState.RUNNING, attempts=1, claimed_at=timezone.now()
+        endpoint=endpoint, event=event, state=WebhookState.RUNNING, attempts=1, claimed_at=now
     )
     delivery.event = event
-    _record(delivery, post(endpoint, event), retry=False)
-    delivery.refresh_from_db()
+    delivery_id = delivery.pk
+
+    def enqueue() -> None:
+        from events.tasks import send_ping
+
+        try:
+            send_ping.delay(delivery_id)
+        except Exception:  # the broker is down: send it here rather than leave it waiting for a stale claim
+            logger.warning("could not queue webhook ping %s; sending it in-process", delivery_id, exc_info=True)
+            ping_send(delivery_id=delivery_id)
+
+    transaction.on_commit(enqueue)
     return delivery
+
+
+def ping_send(*, delivery_id: int) -> bool:
+    """Send a queued ping once and record its attempt (never retried); False when it is gone or was sent already."""
+    delivery = (
+        WebhookDelivery.objects.select_related("endpoint", "event")
+        .filter(pk=delivery_id, event__type=catalogue.PING, state=WebhookState.RUNNING)
+        .first()
+    )
+    if delivery is None or delivery.attempt_log.exists():
+        return False
+    _record(delivery, post(delivery.endpoint, delivery.event), retry=False)
+    return True
 
 
 def delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:

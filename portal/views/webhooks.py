@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,6 +29,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -35,6 +37,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from events.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookState
 from events.webhooks import (
     MAX_ENDPOINTS,
+    TIMEOUT,
     body_of,
     delivery_redeliver,
     endpoint_create,
@@ -50,6 +53,7 @@ from portal.webhook_forms import DeliveryFilterForm, EndpointForm, event_types_s
 from tenancy.audit import client_ip
 
 PAGE_SIZE = 25
+PING_POLL_FOR = timedelta(seconds=TIMEOUT * 6)  # a queued ping's page asks for its answer this long, then stops
 
 nav.register_setting("Webhooks", "portal:settings_webhooks", order=72, visible=can_manage)
 
@@ -220,12 +224,24 @@ def webhook_rotate(request: MemberRequest, endpoint_id: uuid.UUID) -> HttpRespon
 
 @require_POST
 def webhook_test(request: MemberRequest, endpoint_id: uuid.UUID) -> HttpResponse:
-    """Send a ``webhook.ping`` now and show what came back (htmx gets the result alone)."""
+    """Queue a ``webhook.ping`` and show it being sent; the result asks for itself until the attempt is logged
+    (``webhook_delivery`` with ``?ping=1``; htmx gets the result alone)."""
     require_manager(request)
     endpoint = _endpoint(request, endpoint_id)
     delivery = endpoint_ping(endpoint=endpoint)
-    context = {"endpoint": endpoint, "delivery": delivery, "attempt": delivery.attempt_log.first()}
-    return _render(request, "portal/webhooks/ping.html", "portal/webhooks/_ping_result.html", context)
+    return _ping_result(request, endpoint, delivery, None)
+
+
+def _ping_result(
+    request: MemberRequest, endpoint: WebhookEndpoint, delivery: WebhookDelivery, attempt: WebhookAttempt | None
+) -> HttpResponse:
+    # It asks again every second until the attempt is logged, for as long as a worker could take to send it.
+    polling = attempt is None and timezone.now() - delivery.created_at < PING_POLL_FOR
+    context = {"endpoint": endpoint, "delivery": delivery, "attempt": attempt, "polling": polling,
+               "timeout": int(TIMEOUT)}  # fmt: skip
+    response = _render(request, "portal/webhooks/ping.html", "portal/webhooks/_ping_result.html", context)
+    add_never_cache_headers(response)
+    return response
 
 
 # -- deliveries -----------------------------------------------------------------------------------------------------
@@ -279,6 +295,8 @@ def webhook_delivery(request: MemberRequest, endpoint_id: uuid.UUID, delivery_id
     require_manager(request)
     endpoint = _endpoint(request, endpoint_id)
     delivery = _delivery(endpoint, delivery_id)
+    if request.GET.get("ping") == "1":  # a test ping's result, asked for until its attempt is logged
+        return _ping_result(request, endpoint, delivery, delivery.attempt_log.first())
     context: dict[str, Any] = {"endpoint": endpoint, "delivery": delivery, "attempts": list(delivery.attempt_log.all())}
     if not _partial(request):
         context["body"] = json.dumps(json.loads(body_of(delivery.event)), indent=2)

@@ -318,10 +318,13 @@ def test_deliveries_go_oldest_event_first(acme):
 
 
 @responses.activate
-def test_ping_and_redeliver(acme):
+def test_ping_and_redeliver(acme, django_capture_on_commit_callbacks):
     endpoint, _ = endpoint_create(organization=acme, url=URL, event_types=["ticket.created"])
     responses.post(URL, status=500, body="nope")
-    ping = endpoint_ping(endpoint=endpoint)
+    with django_capture_on_commit_callbacks(execute=True):  # queued until commit, then sent by a worker
+        ping = endpoint_ping(endpoint=endpoint)
+        assert len(responses.calls) == 0
+    ping.refresh_from_db()
     assert (ping.state, ping.last_status_code) == (WebhookState.FAILED, 500)  # a ping is not retried
     assert ping.event.type == "webhook.ping"
     responses.replace(responses.POST, URL, status=200)

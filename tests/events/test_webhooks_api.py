@@ -103,12 +103,14 @@ def test_change_rotate_and_delete(acme_key, acme):
 
 
 @responses.activate
-def test_the_test_ping_and_the_delivery_log(acme_key, acme):
+def test_the_test_ping_and_the_delivery_log(acme_key, acme, django_capture_on_commit_callbacks):
     endpoint, secret = endpoint_create(organization=acme, url=URL, event_types=["*"])
     responses.post(URL, status=200, body="pong")
-    ping = acme_key.post(f"/api/webhooks/{endpoint.pk}/test/")
-    assert ping.status_code == 200
-    assert ping.json()["state"] == WebhookState.SUCCEEDED and ping.json()["event"]["type"] == catalogue.PING
+    with django_capture_on_commit_callbacks(execute=True):  # queued: a worker sends it once the request commits
+        ping = acme_key.post(f"/api/webhooks/{endpoint.pk}/test/")
+        assert len(responses.calls) == 0
+    assert ping.status_code == 202
+    assert ping.json()["state"] == WebhookState.RUNNING and ping.json()["event"]["type"] == catalogue.PING
     assert verify(secret, *sent(responses.calls[0]))
     log = acme_key.get(f"/api/webhooks/{endpoint.pk}/deliveries/").json()
     assert log["count"] == 1

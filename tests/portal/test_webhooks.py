@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import socket
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,12 +14,13 @@ import requests
 import responses
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 
 from events import catalogue
 from events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookState
 from events.signing import verify
-from events.webhooks import MAX_ENDPOINTS, endpoint_create, endpoint_secret
+from events.webhooks import MAX_ENDPOINTS, endpoint_create, endpoint_ping, endpoint_secret, ping_send
 from tenancy.models import Role
 from tests.events.test_webhooks import sent
 from tests.factories import MembershipFactory, UserFactory
@@ -255,40 +257,76 @@ def test_rotating_shows_the_new_secret_once(client_for, alice, acme_endpoint):
     assert new not in client.get(page(acme_endpoint)).content.decode()
 
 
+def ping(client: Any, endpoint: Any, capture: Any, **headers: Any) -> tuple[str, str]:
+    """Press "Send test ping": the page that says it is being sent, and the answer its result then asks for."""
+    with capture(execute=True):  # the ping is queued when the request commits; a worker (inline here) sends it
+        sending = client.post(page(endpoint, "settings_webhook_test"), **headers)
+    assert sending.status_code == 200 and "no-cache" in sending["Cache-Control"]
+    delivery = WebhookDelivery.objects.latest("created_at")
+    answer = client.get(delivery_url("settings_webhook_delivery", delivery) + "?ping=1", **headers)
+    assert answer.status_code == 200
+    return sending.content.decode(), answer.content.decode()
+
+
 @responses.activate
-def test_a_test_ping_shows_what_came_back(client_for, alice, acme_endpoint):
+def test_a_test_ping_is_sent_by_a_worker_and_its_page_shows_what_came_back(
+    client_for, alice, acme_endpoint, django_capture_on_commit_callbacks
+):
     responses.post(URL, status=200, body="pong from the receiver")
     client = client_for(alice)
-    response = client.post(page(acme_endpoint, "settings_webhook_test"))
-    assert response.status_code == 200
-    body = response.content.decode()
-    assert "Delivered: your endpoint answered HTTP 200" in body and "pong from the receiver" in body
-    assert f"{response.context['attempt'].latency_ms} ms" in body
+    sending, answer = ping(client, acme_endpoint, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get()
+    poll = delivery_url("settings_webhook_delivery", delivery) + "?ping=1"
+    assert "Sending the ping" in sending and f'hx-get="{poll}" hx-trigger="load delay:1s"' in sending
+    assert "Delivered: your endpoint answered HTTP 200" in answer and "pong from the receiver" in answer
+    assert f"{delivery.attempt_log.get().latency_ms} ms" in answer and "?ping=1" not in answer  # no more asking
     (call,) = responses.calls
     assert verify(endpoint_secret(acme_endpoint), *sent(call))
     assert call.request.headers["Keel-Event-Type"] == catalogue.PING
-    delivery = WebhookDelivery.objects.get()
+    delivery.refresh_from_db()
     assert (delivery.state, delivery.last_status_code) == (WebhookState.SUCCEEDED, 200)
 
     responses.replace(responses.POST, URL, status=500, body="Internal Server Error")
-    failed = client.post(page(acme_endpoint, "settings_webhook_test"), HTTP_HX_REQUEST="true")
-    failed_body = failed.content.decode()
-    assert "<html" not in failed_body  # htmx gets the result alone
-    assert "Not delivered: your endpoint answered HTTP 500" in failed_body and "Internal Server Error" in failed_body
+    _, failed = ping(client, acme_endpoint, django_capture_on_commit_callbacks, HTTP_HX_REQUEST="true")
+    assert "<html" not in failed  # htmx gets the result alone
+    assert "Not delivered: your endpoint answered HTTP 500" in failed and "Internal Server Error" in failed
 
     responses.replace(responses.POST, URL, body=requests.ConnectionError("connection refused"))
-    unreachable = client.post(page(acme_endpoint, "settings_webhook_test")).content.decode()
+    _, unreachable = ping(client, acme_endpoint, django_capture_on_commit_callbacks)
     assert "Not delivered: ConnectionError: connection refused" in unreachable
+    assert len(responses.calls) == 3  # each ping once, never retried
+
+
+def test_a_ping_no_worker_sent_stops_being_asked_for_and_says_it_is_queued(client_for, alice, acme_endpoint):
+    client = client_for(alice)
+    with responses.RequestsMock() as recorded:
+        sending = client.post(page(acme_endpoint, "settings_webhook_test")).content.decode()  # never committed here
+        assert len(recorded.calls) == 0
+    assert "Sending the ping" in sending
+    delivery = WebhookDelivery.objects.get()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    later = client.get(delivery_url("settings_webhook_delivery", delivery) + "?ping=1").content.decode()
+    assert "has not been sent yet: it is queued" in later and "?ping=1" not in later
+
+
+def test_a_ping_is_sent_once_however_often_its_job_runs(acme_endpoint):
+    responses_mock = responses.RequestsMock()
+    with responses_mock:
+        responses_mock.post(URL, status=204)
+        delivery = endpoint_ping(endpoint=acme_endpoint)
+        assert ping_send(delivery_id=delivery.pk) is True
+        assert ping_send(delivery_id=delivery.pk) is False
+        assert len(responses_mock.calls) == 1
 
 
 def test_a_ping_to_an_address_that_now_resolves_inside_the_network_is_not_sent(
-    client_for, alice, acme_endpoint, monkeypatch
+    client_for, alice, acme_endpoint, monkeypatch, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [(2, 1, 6, "", ("10.0.0.8", port))])
     with responses.RequestsMock() as recorded:
-        response = client_for(alice).post(page(acme_endpoint, "settings_webhook_test"))
+        _, answer = ping(client_for(alice), acme_endpoint, django_capture_on_commit_callbacks)
         assert len(recorded.calls) == 0
-    assert response.status_code == 200 and "Refused: " in response.content.decode()
+    assert "Refused: " in answer
 
 
 # -- deliveries -----------------------------------------------------------------------------------------------------

@@ -69,10 +69,11 @@ class StripeEventAdmin(admin.ModelAdmin):
     @admin.action(description="Process the selected events again", permissions=["change"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
         retried = 0
-        for event in queryset.exclude(status=StripeEventStatus.DONE):
+        for event in queryset.exclude(status=StripeEventStatus.DONE).exclude(payload={}):
             stripe_event_requeue(event=event)
             retried += 1
-        self.message_user(request, f"{retried} event(s) queued for processing; processed ones are left alone.",
+        self.message_user(request, f"{retried} event(s) queued for processing; processed ones, and those whose body "
+                          "was forgotten, are left alone.",
                           messages.SUCCESS)  # fmt: skip
 
 

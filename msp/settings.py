@@ -391,7 +391,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=15),
     },
     "billing-send-unsent-invoices": {"task": "billing.tasks.send_unsent_invoices", "schedule": 3600.0},
+    "msp-forget-provider-payloads": {
+        "task": "msp.retention.forget_provider_payloads",
+        "schedule": crontab(hour=3, minute=10),
+    },
 }
+CELERY_IMPORTS = ["msp.retention"]  # not an app: its task is registered here
+
+# Days a provider's webhook body is kept once it was dealt with (msp/retention.py); the row itself stays.
+PROVIDER_PAYLOAD_DAYS = env("PROVIDER_PAYLOAD_DAYS", 90, int)
+if PROVIDER_PAYLOAD_DAYS < 7:
+    raise ImproperlyConfigured("PROVIDER_PAYLOAD_DAYS must be at least 7: providers redeliver for days.")
 
 # Partner API.
 API_KEY_RATE = env("API_KEY_RATE", "600/min")

@@ -156,6 +156,29 @@ class InvoiceCheckoutRequest:
     metadata: dict[str, str]
 
 
+CARD_BRANDS = {
+    "amex": "American Express",
+    "diners": "Diners Club",
+    "discover": "Discover",
+    "eftpos_au": "eftpos",
+    "jcb": "JCB",
+    "mastercard": "Mastercard",
+    "unionpay": "UnionPay",
+    "visa": "Visa",
+}
+LABEL_LIMIT = 60
+
+
+def card_label(brand: str, last4: str) -> str:
+    """ "Visa ending 4242": the card's brand as its owner knows it, and its last four digits; "" without them."""
+    last4 = "".join(character for character in str(last4) if character.isdigit())[-4:]
+    if len(last4) != 4:
+        return ""
+    key = str(brand or "").strip().lower()
+    name = CARD_BRANDS.get(key) or key.replace("_", " ").title() or "Card"
+    return f"{name} ending {last4}"[:LABEL_LIMIT]
+
+
 class PaymentProvider(Protocol):
     name: str
 
@@ -190,4 +213,8 @@ class PaymentProvider(Protocol):
     def invoice_checkout_create(self, request: InvoiceCheckoutRequest) -> CheckoutSession:
         """A hosted checkout page in payment mode for one invoice; ``request.metadata`` goes on the session and on
         its payment intent, so the ``payment_intent.*`` webhooks find the attempt."""
+        ...
+
+    def card_label(self, *, payment_method: str) -> str:
+        """How a saved payment method is shown to its owner ("Visa ending 4242"); "" when it is not a card."""
         ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from billing.providers.base import (
     InvoiceCheckoutRequest,
     PriceLine,
     SubscriptionRef,
+    card_label,
 )
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,17 @@ def _record(operation: str, detail: dict[str, Any]) -> None:
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_sbx_{secrets.token_hex(12)}"
+
+
+# A card typed on the sandbox's payment page is saved as ``pm_sbx_<brand><last 4>_<random>``, so that its label can be
+# told later by any process, as Stripe tells it from the payment method.
+_CARD_METHOD = re.compile(r"^pm_sbx_([a-z]+)(\d{4})_[0-9a-f]+$")
+
+
+def _card_method(card: str) -> str:
+    digits = "".join(character for character in card if character.isdigit())
+    brand = "visa" if digits.startswith("4") else "amex" if digits[:2] in ("34", "37") else "mastercard"
+    return f"pm_sbx_{brand}{digits[-4:]}_{secrets.token_hex(8)}"
 
 
 def _item(line: PriceLine, currency: str, period_end: int) -> dict[str, Any]:
@@ -188,7 +201,7 @@ def invoice_checkout_events(session: dict[str, Any], *, card: str, now: int | No
         amount=session["amount"],
         currency=session["currency"],
         customer=customer,
-        payment_method=_new_id("pm"),
+        payment_method=_card_method(card),
         metadata=session["metadata"],
         declined=declined,
     )
@@ -329,6 +342,11 @@ class SandboxProvider:
             message="Your card was declined.",
             payment_method=request.payment_method,
         )
+
+    def card_label(self, *, payment_method: str) -> str:
+        _record("card_label", {"payment_method": payment_method})
+        typed = _CARD_METHOD.match(payment_method)
+        return card_label(typed.group(1), typed.group(2)) if typed else ""
 
     def invoice_checkout_create(self, request: InvoiceCheckoutRequest) -> CheckoutSession:
         session_id = _new_id("cs")

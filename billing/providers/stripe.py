@@ -34,6 +34,7 @@ from billing.providers.base import (
     PriceLine,
     ProviderError,
     SubscriptionRef,
+    card_label,
     intent_result,
 )
 from msp.retry_after import retry_after_header
@@ -174,6 +175,14 @@ class StripeProvider:
         except stripe.StripeError as exc:
             raise _provider_error(exc) from exc
         return intent_result(_plain(intent))
+
+    def card_label(self, *, payment_method: str) -> str:
+        with _provider_errors():
+            method = self._client.v1.payment_methods.retrieve(payment_method)
+        card = getattr(method, "card", None)
+        if card is None:
+            return ""
+        return card_label(str(getattr(card, "brand", "") or ""), str(getattr(card, "last4", "") or ""))
 
     def invoice_checkout_create(self, request: InvoiceCheckoutRequest) -> CheckoutSession:
         intent_data: SessionCreateParamsPaymentIntentData = {"metadata": dict(request.metadata)}

@@ -480,7 +480,7 @@ def test_paying_goes_to_the_payment_page_and_completing_it_pays_and_saves_the_ca
     assert "Paid, thank you" in body and "Save this card" not in body
     assert ">Succeeded</span>" in body and "Paid online" in body
     billing = text_of(client.get("/billing/"))
-    assert "A card is saved" in billing and "It pays new invoices automatically" in billing
+    assert "Visa ending 4242 is saved" in billing and "It pays new invoices automatically" in billing
 
 
 def test_a_declined_card_leaves_the_invoice_open_with_the_failure_in_its_history(

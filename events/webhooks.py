@@ -424,9 +424,23 @@ def endpoint_ping(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
     """Queue a ``webhook.ping`` to the endpoint (not through the outbox: no other handler sees it) and return its
     delivery. A worker sends it once the caller's transaction commits (:func:`ping_send`), so an endpoint that is slow
     or never answers holds a worker for its timeout, never the web server; the delivery's attempt says what came back.
-    """
+    A ping asked for while the endpoint's last one is still on its way is that one: pressing the button again
+    (or a script calling the API in a loop) sends nothing more until it is answered."""
     organization_id = endpoint.organization_id
     now = timezone.now()
+    in_flight = (
+        WebhookDelivery.objects.filter(
+            endpoint=endpoint,
+            event__type=catalogue.PING,
+            state=WebhookState.RUNNING,
+            created_at__gte=now - CLAIM_TIMEOUT,
+        )
+        .select_related("event")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if in_flight is not None:
+        return in_flight
     event = Event.objects.create(
         organization_id=organization_id,
         type=catalogue.PING,

@@ -309,6 +309,18 @@ def test_a_ping_no_worker_sent_stops_being_asked_for_and_says_it_is_queued(clien
     assert "has not been sent yet: it is queued" in later and "?ping=1" not in later
 
 
+def test_pressing_test_again_while_a_ping_is_on_its_way_sends_no_other(acme_endpoint):
+    with responses.RequestsMock() as recorded:
+        recorded.post(URL, status=204)
+        first = endpoint_ping(endpoint=acme_endpoint)  # not sent yet: nothing committed here
+        again = endpoint_ping(endpoint=acme_endpoint)
+        assert again.pk == first.pk and WebhookDelivery.objects.count() == 1
+        assert ping_send(delivery_id=first.pk) is True
+        answered_then_again = endpoint_ping(endpoint=acme_endpoint)  # the first was answered: a new ping
+        assert answered_then_again.pk != first.pk
+        assert len(recorded.calls) == 1
+
+
 def test_a_ping_is_sent_once_however_often_its_job_runs(acme_endpoint):
     responses_mock = responses.RequestsMock()
     with responses_mock:

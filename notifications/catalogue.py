@@ -11,7 +11,7 @@ Pure: plain values only, so the tables can be read (and tested) on their own.
   - *billing*: invoices, reminders, failed payments, contract renewals and plan changes. Invoices, reminders,
     failed payments and renewal notices are emailed to the organization's billing contacts as addresses (a billing
     contact need not have an account), whatever they chose here; the choices apply to what members are told;
-  - *security*: API keys, two-factor sign-in and lockouts;
+  - *security*: API keys, two-factor sign-in, lockouts and changes to where invoices go;
   - *tickets*: support tickets. A reply is emailed to the ticket's requester (an address: the conversation itself,
     whether or not they are a member), and so are the acknowledgement of a ticket opened by email, the notice that a
     ticket was merged, and the automatic answer to a sender who is no customer;
@@ -119,6 +119,9 @@ _TYPES = [
     EventType("security.api_key_created", "API key created", SECURITY, "Someone created an API key."),
     EventType("security.mfa_disabled", "Two-factor sign-in turned off", SECURITY, "A member turned it off."),
     EventType("security.login_locked", "Sign-in locked", SECURITY, "Repeated failed sign-ins locked an account."),
+    EventType(
+        "security.invoice_emails_changed", "Invoice addresses changed", SECURITY, "Where invoices are emailed changed."
+    ),
     EventType("ticket.created", "Ticket opened", TICKETS, "A support ticket was opened."),
     EventType("ticket.assigned", "Ticket assigned", TICKETS, "A ticket was assigned to someone."),
     EventType("ticket.replied", "Ticket reply", TICKETS, "Someone replied on a ticket."),

@@ -1,9 +1,12 @@
-"""Sign-in outcomes are audited; changes to what decides API access drop the cached access."""
+"""Sign-in outcomes are audited (a lockout is also told to the person's organizations); changes to what decides API
+access drop the cached access."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -13,6 +16,7 @@ from tenancy.api_cache import data_changed
 from tenancy.audit import audit_record_for_user, client_ip
 from tenancy.auth_cache import access_changed, users_changed
 from tenancy.models import ApiKey, Membership, Organization, Partner, PartnerMembership, RatePolicy, User
+from tenancy.security_alerts import person_alert
 
 
 @receiver(user_logged_in, dispatch_uid="tenancy.audit_login")
@@ -34,6 +38,26 @@ def audit_login_failed(sender: Any, credentials: dict[str, Any], request: Any = 
     audit_record_for_user(
         action="auth.sign_in_failed", user=user, ip=client_ip(request), actor_label=email or "unknown"
     )
+
+
+@receiver(user_locked_out, dispatch_uid="tenancy.alert_locked_out")
+def alert_locked_out(sender: Any, request: Any = None, username: str | None = None, ip_address: str | None = None,
+                     **kwargs: Any) -> None:  # fmt: skip
+    """Repeated failed sign-ins locked an account out: audited, and told where the person belongs."""
+    email = str(username or "")[:150]
+    user = User.objects.filter(email__iexact=email).first() if email else None
+    audit_record_for_user(action="auth.locked_out", user=user, ip=ip_address or client_ip(request),
+                          actor_label=email or "unknown")  # fmt: skip
+    if user is None:
+        return
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    source = ip_address or "an unknown address"
+    person_alert(
+        user, "security.login_locked", title=f"Sign-in locked for {user.email}",
+        message=f"{settings.AXES_FAILURE_LIMIT} failed sign-ins to {user.email} from {source} locked it for {minutes}"
+        " minutes. If that was not them, someone may be guessing the password.",
+        url="/settings/audit/",
+    )  # fmt: skip
 
 
 def _access_changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:

@@ -9,6 +9,7 @@ from tenancy.audit import audit_record
 from tenancy.errors import ConflictError, ServiceValidationError, field_error
 from tenancy.models import ApiKey, ApiScope, Organization, Partner, User
 from tenancy.secrets import new_token, token_hash
+from tenancy.security_alerts import organization_alert, who
 
 KEY_PREFIX = "keel_"
 # Scopes later areas add register here: ``API_SCOPES["tickets"] = "Support tickets"``.
@@ -73,6 +74,13 @@ def api_key_create(
             changes={"scopes": clean_scopes, "partner": partner.slug if partner else None},
             ip=ip,
         )
+        if organization is not None:
+            organization_alert(
+                organization, "security.api_key_created", title=f"API key {key.name} created",
+                message=f"{who(created_by)} created the API key {key.name} ({KEY_PREFIX}{prefix}...) with the scopes "
+                f"{', '.join(clean_scopes)}. If you did not expect it, revoke it on the API keys page.",
+                url="/settings/api-keys/",
+            )  # fmt: skip
     return key, raw
 
 

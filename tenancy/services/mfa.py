@@ -10,6 +10,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from tenancy.audit import audit_record_for_user
 from tenancy.errors import field_error
 from tenancy.models import Organization, User
+from tenancy.security_alerts import person_alert, who
 
 BACKUP_CODE_COUNT = 10
 TOTP_NAME = "Authenticator app"
@@ -85,3 +86,9 @@ def mfa_disable(*, user: User, actor: User | None = None, ip: str | None = None)
         TOTPDevice.objects.filter(user=user).delete()
         StaticDevice.objects.filter(user=user).delete()
         audit_record_for_user(action="mfa.disabled", user=user, ip=ip, actor_label=(actor or user).email)
+        person_alert(
+            user, "security.mfa_disabled", title=f"Two-factor sign-in turned off for {user.email}",
+            message=f"{who(actor or user)} turned off two-factor sign-in for {user.email}: a password alone now signs "
+            "them in. If that was not them, ask them to change their password and turn it on again.",
+            url="/settings/team/",
+        )  # fmt: skip

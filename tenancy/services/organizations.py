@@ -14,6 +14,7 @@ from tenancy import export
 from tenancy.audit import audit_record
 from tenancy.errors import ConflictError, ServiceValidationError, field_error
 from tenancy.models import HEX_COLOUR, Membership, Organization, OrgStatus, Partner, Role, Tier, User
+from tenancy.security_alerts import organization_alert, who
 from tenancy.services.members import member_announce
 
 LOGO_MAX_BYTES = 256 * 1024
@@ -143,6 +144,13 @@ def invoice_emails_update(
         org.save(update_fields=["invoice_emails", "updated_at"])
         audit_record(action="organization.updated", organization=org, actor=actor, target=org, changes=changes, ip=ip)
         publish(org, "organization.updated", {"id": org.id, "changes": changes})
+        where = ", ".join(addresses) if addresses else "the owners and admins"
+        organization_alert(
+            org, "security.invoice_emails_changed", title="Invoice addresses changed",
+            message=f"{who(actor)} changed where {org.display_name}'s invoices, reminders and contract notices are "
+            f"emailed: now to {where}. If you did not expect it, change it back on the Billing page.",
+            url="/billing/recipients/",
+        )  # fmt: skip
     organization.invoice_emails = addresses
     return org
 

@@ -49,7 +49,7 @@ def test_every_event_type_has_a_known_category_and_the_choosable_ones_appear_onc
     assert {event.category for event in EVENT_TYPES.values()} <= set(CATEGORY_LABELS)
     names = [event.name for _, events in grouped() for event in events]
     assert sorted(names) == sorted(name for name, event in EVENT_TYPES.items() if event.choosable)
-    assert len(names) == 16 and len(EVENT_TYPES) == 24
+    assert len(names) == 17 and len(EVENT_TYPES) == 25
     assert [label for label, _ in grouped()] == ["Your account", "Billing", "Security", "Support tickets",
                                                  "Messaging", "Service notices"]  # fmt: skip
 

@@ -161,7 +161,7 @@ def test_the_settings_page_shows_role_defaults_and_saves_choices(client_for, acm
     assert [str(m) for m in response.context["messages"]] == ["Your notification settings are saved."]
     saved = {row.event_type: row.channels for row in NotificationPreference.objects.for_org(acme).filter(user=alice)}
     assert saved["invoice.issued"] == {"in_app"} and saved["ticket.created"] == {"in_app", "email"}
-    assert len(saved) == 16  # every event type shown (those for members)
+    assert len(saved) == 17  # every event type shown (those for members)
 
 
 def test_sms_needs_a_mobile_number(client_for, acme, alice):
@@ -191,7 +191,7 @@ def test_settings_touch_only_the_persons_own_and_their_organizations_slack(clien
     globex_hook = SlackWebhook.objects.for_org(globex).get()
     assert globex_hook.event_types == ["ticket.created"] and "TGLOBEX" in decrypt(globex_hook.url_encrypted)
     assert not NotificationPreference.objects.filter(user=carol).exists()
-    assert NotificationPreference.objects.filter(user=alice, organization=acme).count() == 16
+    assert NotificationPreference.objects.filter(user=alice, organization=acme).count() == 17
 
 
 def test_owners_set_the_organizations_slack(client_for, acme, alice):

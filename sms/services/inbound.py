@@ -9,8 +9,9 @@ this order, so a word on two lists counts as the safer one:
 - **opt-in** (START, UNSTOP, YES): the number comes off the list and the contact's consent is recorded again (source
   "sms reply", the keyword as its text); the answer confirms it.
 - **help** (HELP, INFO): the answer names the sender and how to reach them.
-- anything else, "stop please" included, is a **reply**: kept in the contact's timeline, and the organization's
-  owners, admins and managers are emailed. It gets no answer.
+- anything else, "stop please" included, is a **reply**: kept in the contact's timeline, and told to the
+  organization's people as they chose (``sms.reply_received``: by default owners, admins and managers, by email and
+  in the portal). It gets no answer.
 
 Every message is stored once as an ``InboundMessage`` (unique ``provider_sid``), linked to the campaign whose message
 the contact last received. Twilio redelivers a webhook it got no answer to: the repeat gets the same answer and
@@ -23,6 +24,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from notifications.services import notify
 from sms.counters import sms_settings
 from sms.models import (
     Campaign,
@@ -37,14 +39,12 @@ from sms.models import (
 )
 from sms.phones import e164
 from sms.services.contacts import consent_record, consent_withdraw, dnc_add, dnc_remove
-from tenancy.emails import email_send
 from tenancy.errors import ServiceValidationError
-from tenancy.models import Membership, Organization, Role
+from tenancy.models import Organization
 
 logger = logging.getLogger(__name__)
 
 SOURCE = "sms reply"
-NOTIFY_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.MANAGER})
 RECEIVED_STATES = (JobState.SENT, JobState.DELIVERED, JobState.FAILED)
 
 
@@ -98,7 +98,7 @@ def inbound_receive(*, sid: str, from_: str, to: str, body: str) -> str | None:
             if contact is not None:
                 consent_record(contact=contact, source=SOURCE, text=keyword)
         elif kind == InboundKind.REPLY:
-            _notify(organization, contact=contact, campaign=campaign, phone=phone, body=body, to=to)
+            _notify(organization, sid=sid, contact=contact, campaign=campaign, phone=phone, body=body, to=to)
     return answer(kind, settings, organization)
 
 
@@ -170,24 +170,29 @@ def _repeat(organization: Organization, settings: SmsSettings, sid: str) -> str 
 
 
 def _notify(
-    organization: Organization, *, contact: Contact | None, campaign: Campaign | None, phone: str, body: str, to: str
+    organization: Organization,
+    *,
+    sid: str,
+    contact: Contact | None,
+    campaign: Campaign | None,
+    phone: str,
+    body: str,
+    to: str,
 ) -> None:
-    """Email the organization's owners, admins and managers about a reply, after commit."""
-    recipients = list(
-        Membership.objects.for_org(organization)
-        .filter(role__in=NOTIFY_ROLES, user__is_active=True)
-        .order_by("user__email")
-        .values_list("user__email", flat=True)
-    )
-    if not recipients:
-        return
-    email_send(
-        to=recipients,
-        template="sms_reply",
+    """Tell the organization's people about a reply (``sms.reply_received``) on the channels each chose: by default
+    owners, admins and managers by email (``email/sms_reply``) and in the portal. Once per message."""
+    sender = contact.name if contact is not None and contact.name else phone
+    notify(
         organization=organization,
+        event_type="sms.reply_received",
+        template="sms_reply",
+        key=f"sms-reply:{sid}",
         context={
+            "title": f"SMS reply from {sender}"[:200],
+            "message": body[:500],
+            "url": f"/messaging/contacts/{contact.pk}/" if contact is not None else "/messaging/contacts/",
             "organization_name": organization.display_name,
-            "sender": contact.name if contact is not None and contact.name else phone,
+            "sender": sender,
             "phone": phone,
             "to": to,
             "body": body,

@@ -294,9 +294,9 @@ def test_a_reply_is_kept_with_its_campaign_and_emailed_to_owners_admins_and_mana
         NOW,
     )
     assert list(ann.replies.all()) == [message]
-    [email] = mail.outbox
+    assert sorted(to for sent in mail.outbox for to in sent.to) == managers  # each as they chose: email by default
+    email = mail.outbox[0]
     assert isinstance(email, EmailMultiAlternatives)
-    assert sorted(email.to) == managers
     assert email.subject == "SMS reply from Ann Lee"
     assert email.body.startswith(
         f"Ann Lee ({ANN}) replied to Acme Pty Ltd's messages (campaign: Spring):\n\n{body}\n\n"
@@ -306,6 +306,24 @@ def test_a_reply_is_kept_with_its_campaign_and_emailed_to_owners_admins_and_mana
     assert "Is the 20% off still on? &lt;b&gt;Thanks&lt;/b&gt; &amp; bye" in html
     assert "<b>Thanks</b>" not in html
     assert not DoNotContact.objects.exists()
+
+
+def test_a_reply_is_told_as_each_person_chose(client, number, acme, ann, managers,
+                                             django_capture_on_commit_callbacks):  # fmt: skip
+    from notifications.models import Notification
+    from notifications.services.preferences import preferences_update
+    from tenancy.models import User
+
+    mia = User.objects.get(email="mia@acme.test")
+    preferences_update(organization=acme, user=mia, choices={"sms.reply_received": {"in_app"}})
+    with django_capture_on_commit_callbacks(execute=True):
+        text(client, "Still on?")
+        text(client, "Still on?", sid="SM" + "8" * 32)  # a second message is told too
+    assert sorted(to for sent in mail.outbox for to in sent.to) == ["adam@acme.test"] * 2 + ["alice@acme.test"] * 2
+    notes = Notification.objects.filter(user=mia, event_type="sms.reply_received")
+    assert [(note.title, note.body, note.url) for note in notes] == [
+        ("SMS reply from Ann Lee", "Still on?", f"/messaging/contacts/{ann.pk}/")
+    ] * 2
 
 
 def test_a_reply_is_linked_to_the_last_campaign_from_the_number_it_came_to(client, number, acme, ann):
@@ -344,7 +362,7 @@ def test_a_redelivered_message_gets_the_same_answer_and_changes_nothing(
     assert InboundMessage.objects.count() == 1
     assert ConsentEvent.objects.count() == events
     assert not DoNotContact.objects.exists()
-    assert len(mail.outbox) == (1 if body == "hello?" else 0)
+    assert len(mail.outbox) == (len(managers) if body == "hello?" else 0)  # each told once, not again
 
 
 def test_a_message_to_a_number_nobody_owns_is_logged_and_gets_no_answer(client, number, ann, caplog):

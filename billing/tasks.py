@@ -4,7 +4,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from billing import services
-from billing.services.collection import card_label_fill, invoice_charge, rate_limited
+from billing.services.cards import card_label_fill
+from billing.services.collection import invoice_charge, rate_limited
 from billing.services.contracts import contracts_renewal_notices
 from billing.services.dunning import process_failed_payments as collection_run
 from billing.services.invoices import invoice_email
@@ -73,5 +74,5 @@ def process_failed_payments() -> dict[str, object]:
 
 @shared_task
 def label_card(organization_id: str, payment_method: str) -> str:
-    """The label of a card just saved at checkout (``billing.services.collection.card_label_fill``)."""
+    """The label of a card just saved at checkout (``billing.services.cards.card_label_fill``)."""
     return card_label_fill(organization_id=organization_id, payment_method=payment_method)

@@ -10,7 +10,8 @@ from django.utils import timezone
 from billing.models import AttemptStatus, PaymentAttempt, StripeEvent, Subscription, SubscriptionStatus
 from billing.products import from_minor
 from billing.providers.base import ChargeResult, ChargeStatus, intent_result
-from billing.services.collection import attempt_apply, attempt_for, attempt_refund_record, card_save
+from billing.services.cards import card_save
+from billing.services.collection import attempt_apply, attempt_for, attempt_refund_record
 from billing.services.mirror import as_dict, from_epoch, ref_id, sms_credit, status_apply, subscription_apply
 from billing.services.provisioning import SUBSCRIPTION_EVENTS, checkout_provision
 from billing.services.webhooks import handles

@@ -14,7 +14,8 @@ from billing.models import BillingSettings
 from billing.providers import sandbox
 from billing.providers.base import card_label
 from billing.services import stripe_event_process, stripe_event_receive
-from billing.services.collection import card_label_fill, card_save, invoice_checkout_start
+from billing.services.cards import card_label_fill, card_save
+from billing.services.collection import invoice_checkout_start
 from billing.services.invoices import invoice_create, invoice_finalize
 from tenancy.models import Organization
 

@@ -22,6 +22,17 @@ ROOT = Path(__file__).resolve().parents[2]
 needs_redis = pytest.mark.skipif(local_redis_url() is None, reason="needs Redis on localhost:6379")
 
 
+def setting(expression: str, **environment: str) -> str:
+    """``expression`` printed by a fresh interpreter whose settings load with ``environment`` added."""
+    code = f"import django; django.setup(); from django.conf import settings; print({expression})"
+    result = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "msp.settings", **environment},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 @pytest.fixture
 def built() -> Any:
     """The clients kombu's channel builds, in order: True for the consumer's, False for commands'."""
@@ -87,13 +98,13 @@ def test_a_replaced_pool_gets_a_new_client(built: list[bool]) -> None:
     ],
 )
 def test_celery_uses_the_transport_for_redis_brokers(url: str, transport: str) -> None:
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "msp.settings", "CELERY_BROKER_URL": url}
-    code = (
-        "import django; django.setup(); from django.conf import settings; "
-        "print(getattr(settings, 'CELERY_BROKER_TRANSPORT', None))"
-    )
-    result = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
-        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == transport
+    assert setting("getattr(settings, 'CELERY_BROKER_TRANSPORT', None)", CELERY_BROKER_URL=url) == transport
+
+
+def test_the_filesystem_broker_polls_often(tmp_path: Path) -> None:
+    """``make run``'s broker: kombu sleeps this long whenever it takes nothing, which includes every moment both
+    worker processes are busy; at kombu's default of 1 s the worker ran about two jobs a second."""
+    interval = setting("settings.CELERY_BROKER_TRANSPORT_OPTIONS['polling_interval']",
+                       CELERY_BROKER_URL="filesystem://", KEEL_VAR_DIR=str(tmp_path))  # fmt: skip
+    assert 0 < float(interval) <= 0.2
+    assert (tmp_path / "broker" / "queue").is_dir()

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 
 from integrations.quickbooks.connection import connection_live, connection_settings_update
 from integrations.quickbooks.models import ConnectionStatus, QboConnection, QboSync, SyncKind, SyncState
-from integrations.quickbooks.sync import syncs_again
+from integrations.quickbooks.rows import syncs_again
 
 SHOWN_FIELDS = ["realm_id", "status", "access_expires_at", "refresh_expires_at", "last_error", "last_error_at",
                 "paused_until", "payments_pulled_through", "connected_by", "connected_at",
@@ -30,7 +30,7 @@ class QboConnectionAdmin(admin.ModelAdmin):
                     "connected_at", "disconnected_at"]  # fmt: skip
     list_filter = ["status"]
     list_select_related = ["connected_by"]
-    fields = [*SHOWN_FIELDS[:2], "default_item_id", "tax_item_id", *SHOWN_FIELDS[2:]]
+    fields = [*SHOWN_FIELDS[:2], "default_item_id", "tax_item_id", "refund_account_id", *SHOWN_FIELDS[2:]]
     readonly_fields = SHOWN_FIELDS
     change_list_template = "admin/quickbooks/qboconnection/change_list.html"
 
@@ -42,12 +42,13 @@ class QboConnectionAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is not None and obj.status == ConnectionStatus.DISCONNECTED:
-            return [*SHOWN_FIELDS, "default_item_id", "tax_item_id"]
+            return [*SHOWN_FIELDS, "default_item_id", "tax_item_id", "refund_account_id"]
         return SHOWN_FIELDS
 
     def save_model(self, request: HttpRequest, obj: QboConnection, form: Any, change: bool) -> None:
         connection_settings_update(connection=QboConnection.objects.get(pk=obj.pk), default_item_id=obj.default_item_id,
-                                   tax_item_id=obj.tax_item_id, actor=request.user)  # type: ignore[arg-type]  # fmt: skip
+                                   tax_item_id=obj.tax_item_id, refund_account_id=obj.refund_account_id,
+                                   actor=request.user)  # type: ignore[arg-type]  # fmt: skip
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         live = connection_live()
@@ -60,6 +61,12 @@ class QboConnectionAdmin(admin.ModelAdmin):
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=context)
+
+
+def _amount(refund: str) -> str:
+    """What a refund row gave back, from its ``object_id``'s "<refunded so far>:<this refund>" in cents."""
+    cents = refund.rpartition(":")[2]
+    return f"{int(cents) / 100:.2f}" if cents.isdigit() else "?"
 
 
 def _queue(ids: list[int]) -> None:
@@ -94,6 +101,12 @@ class QboSyncAdmin(admin.ModelAdmin):
         }
         if sync.kind in routes:
             return format_html('<a href="{}">{}</a>', reverse(routes[sync.kind], args=[sync.object_id]), sync.object_id)
+        if sync.kind in (SyncKind.RECEIPT, SyncKind.REFUND):
+            attempt, _, rest = sync.object_id.partition(":")
+            link = reverse("admin:billing_paymentattempt_change", args=[attempt])
+            if sync.kind == SyncKind.RECEIPT:
+                return format_html('payment <a href="{}">{}</a>', link, attempt)
+            return format_html('refund of {} from payment <a href="{}">{}</a>', _amount(rest), link, attempt)
         return f"QuickBooks payment {sync.qbo_id}"
 
     @admin.display(description="Last error")

@@ -28,6 +28,7 @@ from integrations.quickbooks.providers.base import (
     ReconnectNeededError,
     Tokens,
 )
+from integrations.quickbooks.rows import refunds_waiting, run_after_commit
 from tenancy.audit import audit_record
 from tenancy.crypto import decrypt, encrypt
 from tenancy.models import Organization, User
@@ -130,16 +131,21 @@ def connection_disconnect(*, actor: User | None, ip: str | None = None, now: dat
 
 
 def connection_settings_update(*, connection: QboConnection, default_item_id: str, tax_item_id: str,
-                               actor: User | None) -> QboConnection:  # fmt: skip
-    """Staff choose the QuickBooks items invoice lines and tax lines are booked to."""
+                               refund_account_id: str, actor: User | None) -> QboConnection:  # fmt: skip
+    """Staff choose the QuickBooks items invoice lines and tax lines are booked to, and the account refunds are paid
+    from; the refunds that waited for that account go once it is chosen."""
+    chosen = (("default_item_id", default_item_id), ("tax_item_id", tax_item_id),
+              ("refund_account_id", refund_account_id))  # fmt: skip
     changes = {
-        field: [getattr(connection, field), value]
-        for field, value in (("default_item_id", default_item_id.strip()), ("tax_item_id", tax_item_id.strip()))
-        if getattr(connection, field) != value
+        field: [getattr(connection, field), value.strip()]
+        for field, value in chosen
+        if getattr(connection, field) != value.strip()
     }
     if changes:
         QboConnection.objects.filter(pk=connection.pk).update(**{field: new for field, (_, new) in changes.items()})
         audit_record(action="quickbooks.settings_changed", actor=actor, target=connection, changes=changes)
+    if changes.get("refund_account_id", ["", ""])[1]:
+        run_after_commit(refunds_waiting())
     connection.refresh_from_db()
     return connection
 

@@ -6,16 +6,19 @@ get a delivery at all: a Keel that never connected QuickBooks keeps no rows for 
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 from events.models import Event
 from events.registry import subscribe
 from integrations.quickbooks.models import ConnectionStatus, QboConnection, QboSync, SyncKind
-from integrations.quickbooks.sync import (
-    SOURCE,
+from integrations.quickbooks.rows import (
     invoice_push_enqueue,
     receipt_push_enqueue,
+    refund_push_enqueue,
     run_after_commit,
     sync_enqueue,
 )
+from integrations.quickbooks.sync import SOURCE
 from tenancy.models import Organization
 
 
@@ -57,6 +60,22 @@ def payment_succeeded(event: Event) -> None:
         return
     run_after_commit(receipt_push_enqueue(organization_id=event.organization_id, attempt_id=attempt_id,
                                           invoice_id=invoice_id))  # fmt: skip
+
+
+@subscribe("payment.refunded", name="integrations.quickbooks.payment_refunded", when=_connected)
+def payment_refunded(event: Event) -> None:
+    """A refund of a payment Keel received (made in Stripe) is recorded in QuickBooks as a refund receipt, after the
+    payment it gives back."""
+    payload = event.payload
+    attempt_id, invoice_id = payload.get("id"), payload.get("invoice")
+    try:
+        amount, total = Decimal(str(payload.get("amount"))), Decimal(str(payload.get("total_refunded")))
+    except InvalidOperation:
+        return
+    if event.organization_id is None or not attempt_id or not invoice_id or not amount.is_finite() or amount <= 0:
+        return
+    run_after_commit(refund_push_enqueue(organization_id=event.organization_id, attempt_id=attempt_id,
+                                         invoice_id=invoice_id, refunded_total=total, amount=amount))  # fmt: skip
 
 
 @subscribe("invoice.voided", name="integrations.quickbooks.invoice_voided", when=_connected)

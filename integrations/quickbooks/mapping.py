@@ -10,7 +10,9 @@ no tax of its own. The QuickBooks invoice totals exactly what Keel's does.
 
 A payment Keel received (a card charge it collected, or a transfer staff recorded in Keel) becomes a QuickBooks
 payment applied to the invoice, its ``PaymentRefNum`` ``KEEL-<invoice number>-<attempt>``: that is how Keel finds it
-again after a lost answer, and how the pull of QuickBooks' payments knows not to record it in Keel a second time.
+again after a lost answer, and how the pull of QuickBooks' payments knows not to record it in Keel a second time. A
+refund Keel made of such a payment becomes a refund receipt (``DocNumber`` ``KEEL-R<sync row>``) split as the invoice
+was: its share of tax on the tax item, the rest on the service item.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 CENT = Decimal("0.01")
 RECEIPT_PREFIX = "KEEL-"  # PaymentRefNum of the payments Keel pushes
+REFUND_PREFIX = "KEEL-R"  # DocNumber of the refund receipts Keel pushes
 NAME_LIMIT = 100
 DOC_NUMBER_LIMIT = 21
 MEMO_LIMIT = 1000
@@ -59,6 +62,20 @@ class ReceiptDoc:
     reference: str  # PaymentRefNum: receipt_reference()
     received_on: date
     amount: Decimal
+    currency: str
+    note: str
+
+
+@dataclass(frozen=True)
+class RefundDoc:
+    """A refund Keel made of a payment it received, to be recorded in QuickBooks as a refund receipt."""
+
+    reference: str  # DocNumber: refund_reference()
+    refunded_on: date
+    amount: Decimal  # what went back, tax included
+    tax: Decimal  # the share of ``amount`` that was tax
+    tax_label: str
+    tax_rate: Decimal
     currency: str
     note: str
 
@@ -144,6 +161,31 @@ def receipt_body(doc: ReceiptDoc, *, customer_id: str, invoice_id: str) -> dict[
         "PaymentRefNum": doc.reference,
         "PrivateNote": doc.note[:MEMO_LIMIT],
         "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]}],
+    }
+
+
+def refund_reference(sync_id: int) -> str:
+    """The ``DocNumber`` of a refund receipt Keel pushes: its sync row's id, unique and fixed before the first try."""
+    return f"{REFUND_PREFIX}{sync_id}"[:DOC_NUMBER_LIMIT]
+
+
+def refund_body(doc: RefundDoc, *, customer_id: str, item_id: str, tax_item_id: str, account_id: str) -> dict[str, Any]:
+    """A refund receipt paid from ``account_id``: what went back less its tax on the service item, its tax on the tax
+    item (as the invoice was booked), so the receipt totals exactly the refund."""
+    amount, tax = cents(doc.amount), cents(doc.tax)
+    lines = [_line("Refund", item_id, Decimal(1), amount - tax, amount - tax)]
+    if tax:
+        lines.append(_line(f"Refund of {tax_description(doc.tax_label, doc.tax_rate)}", tax_item_id or item_id,
+                           Decimal(1), tax, tax))  # fmt: skip
+    return {
+        "DocNumber": doc.reference,
+        "TxnDate": doc.refunded_on.isoformat(),
+        "CustomerRef": {"value": customer_id},
+        "CurrencyRef": {"value": doc.currency},
+        "DepositToAccountRef": {"value": account_id},
+        "GlobalTaxCalculation": "NotApplicable",
+        "PrivateNote": doc.note[:MEMO_LIMIT],
+        "Line": lines,
     }
 
 

@@ -42,6 +42,12 @@ class QboConnection(models.Model):
         blank=True,
         help_text="The QuickBooks product/service of each invoice's tax line; the default item when empty.",
     )
+    refund_account_id = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="The QuickBooks bank account refunds are paid from (often the one Stripe pays out to); refunds "
+        "wait until it is chosen.",
+    )
     payments_pulled_through = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="Payments changed in QuickBooks since then are pulled next."
     )
@@ -79,6 +85,7 @@ class SyncKind(models.TextChoices):
     CUSTOMER = "customer", "Customer"  # object_id: the organization
     INVOICE = "invoice", "Invoice"  # object_id: the Keel invoice
     RECEIPT = "receipt", "Payment received in Keel"  # object_id: the Keel payment attempt (pushed to QuickBooks)
+    REFUND = "refund", "Refund made in Keel"  # object_id: "<payment attempt>:<refunded so far, in cents>" (pushed)
     PAYMENT = "payment", "Payment"  # object_id: "<realm id>:<QuickBooks payment id>" (pulled into Keel)
 
 
@@ -95,7 +102,9 @@ DUE_STATES = (SyncState.PENDING, SyncState.RETRYING, SyncState.RUNNING)
 
 class QboSync(TenantModel):
     kind = models.CharField(max_length=10, choices=SyncKind.choices)
-    object_id = models.CharField(max_length=64, help_text="The Keel organization or invoice, or QuickBooks' payment.")
+    object_id = models.CharField(
+        max_length=64, help_text="The Keel organization, invoice, payment or refund, or QuickBooks' payment."
+    )
     qbo_id = models.CharField("QuickBooks id", max_length=32, blank=True)
     state = models.CharField(max_length=10, choices=SyncState.choices, default=SyncState.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)

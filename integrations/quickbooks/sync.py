@@ -1,4 +1,5 @@
-"""Keeping QuickBooks in step: pushing customers and invoices, and recording the payments QuickBooks received.
+"""Keeping QuickBooks in step: running the rows that push Keel's side of the books, and recording the payments
+QuickBooks received.
 
 Each object has one ``QboSync`` row. A run claims it with a conditional UPDATE (due and not taken, or taken by a
 worker that vanished), so two workers never push the same row at once; then pushes, and stores QuickBooks' id. A
@@ -10,44 +11,34 @@ QuickBooks limits calls per company. When it asks Keel to slow down (a 429, or a
 connection is paused until then (``QboConnection.paused_until``): the run stops there, and nothing is pushed or pulled
 before that time. The rows not tried stay due, with no attempt spent, and go at the first run after the pause.
 
-Pushing twice never makes two records in QuickBooks: a pushed object carries its QuickBooks id and is updated with the
-entity's current ``SyncToken``. Before creating, Keel looks for what an earlier try may have created without Keel
-hearing back: a customer by its unique ``DisplayName`` (adopted when QuickBooks answers "Duplicate Name Exists"), an
-invoice by its ``DocNumber`` for that customer.
+What a row pushes, and how pushing twice never makes two records in QuickBooks, is ``integrations.quickbooks.pushes``:
+customers, invoices (voided there when voided in Keel), the payments Keel received and the refunds it made. A row that
+needs a setting staff have not chosen (the account refunds are paid from) waits for it with no attempt spent.
+``integrations.quickbooks.rows`` makes the rows.
 
 A payment row records a QuickBooks payment in Keel, once per invoice it pays (``billing.services.external_payments``
-is idempotent on the payment's reference), so pulling the same payment again changes nothing.
-
-The other way, a receipt row pushes a payment Keel received (a card charge, a transfer staff recorded) as a
-QuickBooks payment applied to the invoice, so the invoice is paid in the books too. It waits for its invoice to be in
-QuickBooks. Before creating, Keel looks for the payment by its ``PaymentRefNum`` (``KEEL-<invoice>-<attempt>``) among
-the customer's payments of that day; the pull of QuickBooks' payments leaves such payments alone, as Keel has them. A
-payment QuickBooks itself received is never pushed back. A voided invoice is voided in QuickBooks (its next push);
-one QuickBooks never had is left out.
+is idempotent on the payment's reference), so pulling the same payment again changes nothing. The pull leaves alone
+the payments Keel pushed itself (``PaymentRefNum`` ``KEEL-...``), as Keel has them; a payment QuickBooks itself
+received is never pushed back.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
 
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from billing.models import AttemptStatus, Invoice, InvoiceLine, InvoiceStatus, PaymentAttempt
-from billing.selectors import billing_contacts
+from billing.models import Invoice
 from billing.services.external_payments import invoice_record_external_payment
 from integrations.quickbooks import mapping
 from integrations.quickbooks.connection import Books, books_for, connection_usable
 from integrations.quickbooks.models import ConnectionStatus, QboConnection, QboSync, SyncKind, SyncState
-from integrations.quickbooks.providers.base import DUPLICATE_NAME, Entity, QboError, ReconnectNeededError
+from integrations.quickbooks.providers.base import Entity, QboError, ReconnectNeededError, SettingNeededError
+from integrations.quickbooks.pushes import PUSHERS
 from msp.retry_after import wait_before_retry
 from tenancy.errors import ConflictError, ServiceValidationError
-from tenancy.models import Organization
 
 logger = logging.getLogger(__name__)
 
@@ -60,74 +51,14 @@ BACKOFF = (
 )
 CLAIM_TIMEOUT = timedelta(minutes=15)
 BATCH = 200
-SERVICE_ITEM = "Keel services"
+SETTING_WAIT = timedelta(hours=1)  # a row waiting for a setting is tried again then, or at once when it is chosen
 SOURCE = "quickbooks"
-# An invoice needs its customer first, and a receipt its invoice.
-KIND_ORDER = (SyncKind.CUSTOMER, SyncKind.INVOICE, SyncKind.RECEIPT, SyncKind.PAYMENT)
+# An invoice needs its customer first, a receipt its invoice, and a refund its receipt.
+KIND_ORDER = (SyncKind.CUSTOMER, SyncKind.INVOICE, SyncKind.RECEIPT, SyncKind.REFUND, SyncKind.PAYMENT)
 
 
 def payment_reference(qbo_payment_id: str) -> str:
     return f"QBO payment {qbo_payment_id}"
-
-
-# -- asking for a push -------------------------------------------------------------------------------------------------
-
-
-def sync_enqueue(*, kind: str, organization_id: Any, object_id: Any, again: bool = False,
-                 now: datetime | None = None) -> QboSync:  # fmt: skip
-    """The object's row, created due now when new. ``again``: push it once more even if it was pushed or gave up
-    (a fresh run of attempts); a row being pushed right now is left to finish."""
-    now = now or timezone.now()
-    row, created = QboSync.objects.get_or_create(
-        kind=kind, object_id=str(object_id), defaults={"organization_id": organization_id, "next_attempt_at": now}
-    )
-    if again and not created:
-        syncs_again(sync_ids=[row.pk], now=now)
-        row.refresh_from_db()
-    return row
-
-
-def invoice_push_enqueue(*, organization_id: Any, invoice_id: Any) -> list[int]:
-    """Rows for a finalized invoice, and for its organization's customer when it has none in QuickBooks yet; their
-    ids in the order to push them."""
-    ids = []
-    customer_id = Organization.objects.filter(pk=organization_id).values_list("qbo_customer_id", flat=True).first()
-    if customer_id is None:
-        return []
-    if not customer_id:
-        ids.append(sync_enqueue(kind=SyncKind.CUSTOMER, organization_id=organization_id, object_id=organization_id).pk)
-    ids.append(sync_enqueue(kind=SyncKind.INVOICE, organization_id=organization_id, object_id=invoice_id).pk)
-    return ids
-
-
-def run_after_commit(sync_ids: list[int]) -> None:
-    """Push the rows once the caller's transaction commits (the beat picks them up should the broker be down)."""
-    if not sync_ids:
-        return
-
-    def enqueue() -> None:
-        from integrations.quickbooks.tasks import run_syncs
-
-        try:
-            run_syncs.delay(sync_ids)
-        except Exception:
-            logger.warning("could not queue QuickBooks sync of %s; the beat will run it", sync_ids, exc_info=True)
-
-    transaction.on_commit(enqueue)
-
-
-def syncs_again(
-    *, sync_ids: Iterable[int], states: Iterable[str] | None = None, now: datetime | None = None
-) -> list[int]:
-    """Make rows due now with a fresh run of attempts (staff's "Retry now" on rows in ``states``, "Push again" on
-    any); rows being pushed are left alone. Returns the ids reset."""
-    now = now or timezone.now()
-    rows = QboSync.objects.filter(pk__in=list(sync_ids)).exclude(state=SyncState.RUNNING)
-    if states is not None:
-        rows = rows.filter(state__in=list(states))
-    ids = list(rows.values_list("pk", flat=True))
-    QboSync.objects.filter(pk__in=ids).update(state=SyncState.PENDING, attempts=0, next_attempt_at=now, claimed_at=None)
-    return ids
 
 
 # -- running a row -----------------------------------------------------------------------------------------------------
@@ -200,6 +131,13 @@ def sync_run(*, sync_id: int, now: datetime | None = None, payment: Entity | Non
             state=SyncState.PENDING, attempts=F("attempts") - 1, last_error=error.message, claimed_at=None
         )
         return "waiting"
+    except SettingNeededError as error:
+        # Nor this one: it waits for staff, with no attempt spent (``rows.refunds_waiting`` makes it due at once).
+        QboSync.objects.filter(pk=sync.pk).update(
+            state=SyncState.PENDING, attempts=F("attempts") - 1, last_error=error.message, claimed_at=None,
+            next_attempt_at=now + SETTING_WAIT,
+        )  # fmt: skip
+        return "waiting"
     except QboError as error:
         _slow_down(connection.pk, error, now)
         return _failed(sync, error, now)
@@ -221,190 +159,6 @@ def syncs_due(*, now: datetime | None = None, limit: int = BATCH) -> list[int]:
     )
     rows = QboSync.objects.filter(due).order_by("next_attempt_at", "pk").values_list("pk", "kind")[:limit]
     return [pk for pk, _ in sorted(rows, key=lambda row: KIND_ORDER.index(SyncKind(row[1])))]
-
-
-# -- customers ---------------------------------------------------------------------------------------------------------
-
-
-def _customer_body(organization: Organization) -> Entity:
-    contacts = billing_contacts(organization)
-    return mapping.customer_body(name=organization.name, email=contacts[0] if contacts else "",
-                                 currency=organization.currency)  # fmt: skip
-
-
-def customer_ensure(books: Books, organization: Organization, *, update: bool) -> str:
-    """The organization's QuickBooks customer id: created (or adopted, when its name is already a customer) when it
-    has none; brought up to date with its name and billing email when ``update``."""
-    body = _customer_body(organization)
-    if organization.qbo_customer_id:
-        if update:
-            current = books.provider.read(books.auth, "customer", organization.qbo_customer_id)
-            changed = mapping.customer_update(body, qbo_id=organization.qbo_customer_id,
-                                              sync_token=str(current.get("SyncToken", "0")))  # fmt: skip
-            books.provider.save(books.auth, "customer", changed)
-        return organization.qbo_customer_id
-    try:
-        qbo_id = str(books.provider.save(books.auth, "customer", body)["Id"])
-    except QboError as error:
-        if error.code != DUPLICATE_NAME:
-            raise
-        found = books.provider.query(books.auth, "Customer", {"DisplayName": body["DisplayName"]}, limit=1)
-        if not found:
-            raise QboError(f'"{body["DisplayName"]}" is the name of a vendor, an employee or an inactive customer in '
-                           "QuickBooks; rename one of them and retry.", code=DUPLICATE_NAME) from error  # fmt: skip
-        qbo_id = str(found[0]["Id"])
-    Organization.objects.filter(pk=organization.pk).update(qbo_customer_id=qbo_id)
-    organization.qbo_customer_id = qbo_id
-    return qbo_id
-
-
-def _push_customer(books: Books, sync: QboSync) -> str:
-    return customer_ensure(books, sync.organization, update=True)
-
-
-# -- invoices ----------------------------------------------------------------------------------------------------------
-
-
-def _service_item(books: Books, configured: str) -> str:
-    """The item invoice lines are booked to: the one staff configured, else "Keel services" (created, on the first
-    income account, when QuickBooks has none by that name)."""
-    if configured:
-        return configured
-    found = books.provider.query(books.auth, "Item", {"Name": SERVICE_ITEM}, limit=1)
-    if found:
-        item_id = str(found[0]["Id"])
-    else:
-        accounts = books.provider.query(books.auth, "Account", {"AccountType": "Income"}, limit=1)
-        if not accounts:
-            raise QboError("QuickBooks has no income account to book Keel's invoices to; choose a default item on "
-                           "the QuickBooks connection.")  # fmt: skip
-        item = {"Name": SERVICE_ITEM, "Type": "Service", "IncomeAccountRef": {"value": str(accounts[0]["Id"])}}
-        item_id = str(books.provider.save(books.auth, "item", item)["Id"])
-    QboConnection.objects.filter(pk=books.connection.pk, default_item_id="").update(default_item_id=item_id)
-    return item_id
-
-
-def invoice_doc(invoice: Invoice, lines: Iterable[InvoiceLine]) -> mapping.InvoiceDoc:
-    return mapping.InvoiceDoc(
-        keel_id=str(invoice.pk), number=invoice.reference, issue_date=invoice.issue_date, due_date=invoice.due_date,
-        currency=invoice.currency, tax=invoice.tax, tax_label=invoice.tax_label, tax_rate=invoice.tax_rate,
-        memo=invoice.memo,
-        lines=[mapping.LineDoc(line.description, line.quantity, line.unit_price, line.amount) for line in lines],
-    )  # fmt: skip
-
-
-def _push_invoice(books: Books, sync: QboSync) -> str:
-    invoice = (
-        Invoice.objects.for_org(sync.organization_id).select_related("organization").filter(pk=sync.object_id).first()
-    )
-    if invoice is None:
-        raise QboError("The invoice no longer exists in Keel.")
-    if invoice.number is None:
-        raise QboError("A draft invoice is not pushed; it is pushed once it is finalized.")
-    if invoice.status == InvoiceStatus.VOID:
-        return _void_invoice(books, sync, invoice)
-    customer_id = customer_ensure(books, invoice.organization, update=False)
-    # Read now rather than from the connection in hand: staff may have chosen items since the run began.
-    items = QboConnection.objects.filter(pk=books.connection.pk).values("default_item_id", "tax_item_id").get()
-    item_id = _service_item(books, items["default_item_id"])
-    lines = InvoiceLine.objects.for_org(sync.organization_id).filter(invoice=invoice).order_by("position", "id")
-    body = mapping.invoice_body(invoice_doc(invoice, lines), customer_id=customer_id, item_id=item_id,
-                                tax_item_id=items["tax_item_id"])  # fmt: skip
-    qbo_id = sync.qbo_id
-    if not qbo_id:
-        found = books.provider.query(books.auth, "Invoice", {"DocNumber": body["DocNumber"],
-                                                             "CustomerRef": customer_id}, limit=1)  # fmt: skip
-        qbo_id = str(found[0]["Id"]) if found else ""
-    if not qbo_id:
-        return str(books.provider.save(books.auth, "invoice", body)["Id"])
-    # Remember the id before updating, so a failed update is retried as an update.
-    QboSync.objects.filter(pk=sync.pk).update(qbo_id=qbo_id)
-    current = books.provider.read(books.auth, "invoice", qbo_id)
-    books.provider.save(books.auth, "invoice", {**body, "Id": qbo_id, "SyncToken": str(current.get("SyncToken", "0"))})
-    return qbo_id
-
-
-def _void_invoice(books: Books, sync: QboSync, invoice: Invoice) -> str:
-    """Void the invoice's QuickBooks copy (found by its id, or by its number for its customer); nothing when
-    QuickBooks never had it, or has it voided already."""
-    qbo_id = sync.qbo_id
-    customer_id = invoice.organization.qbo_customer_id
-    if not qbo_id and customer_id:
-        number = invoice_doc(invoice, []).number[: mapping.DOC_NUMBER_LIMIT]
-        found = books.provider.query(books.auth, "Invoice", {"DocNumber": number, "CustomerRef": customer_id},
-                                     limit=1)  # fmt: skip
-        qbo_id = str(found[0]["Id"]) if found else ""
-    if not qbo_id:
-        return ""
-    current = books.provider.read(books.auth, "invoice", qbo_id)
-    if mapping.voided(current):
-        return qbo_id
-    books.provider.void(books.auth, "invoice", qbo_id, str(current.get("SyncToken", "0")))
-    return qbo_id
-
-
-def receipt_doc(attempt: PaymentAttempt, invoice: Invoice) -> mapping.ReceiptDoc:
-    received = timezone.localtime(attempt.completed_at or attempt.created_at, ZoneInfo(invoice.organization.timezone))
-    how = (
-        f"Card payment collected by Keel ({attempt.payment_intent_id})"
-        if attempt.payment_intent_id
-        else "Payment recorded in Keel"
-    )
-    return mapping.ReceiptDoc(
-        reference=mapping.receipt_reference(invoice.number or 0, attempt.number),
-        received_on=received.date(),
-        amount=attempt.amount,
-        currency=attempt.currency,
-        note=f"{how} for {invoice.reference}, attempt {attempt.number}.",
-    )
-
-
-def _push_receipt(books: Books, sync: QboSync) -> str:
-    """Apply a payment Keel received to its invoice in QuickBooks; adopt the one an earlier try made."""
-    if sync.qbo_id:
-        return sync.qbo_id
-    attempt = (
-        PaymentAttempt.objects.for_org(sync.organization_id)
-        .select_related("invoice__organization")
-        .filter(pk=sync.object_id)
-        .first()
-    )
-    if attempt is None:
-        raise QboError("The payment no longer exists in Keel.")
-    if attempt.status != AttemptStatus.SUCCEEDED:
-        raise QboError(f"The payment is {attempt.get_status_display().lower()}, not succeeded: it is not recorded.")
-    invoice = attempt.invoice
-    invoice_qbo_id = (
-        QboSync.objects.filter(kind=SyncKind.INVOICE, object_id=str(invoice.pk))
-        .exclude(qbo_id="")
-        .values_list("qbo_id", flat=True)
-        .first()
-    )
-    if not invoice_qbo_id:
-        raise QboError(f"{invoice.reference} is not in QuickBooks yet; its payment waits for it.", retryable=True)
-    customer_id = customer_ensure(books, invoice.organization, update=False)
-    body = mapping.receipt_body(receipt_doc(attempt, invoice), customer_id=customer_id, invoice_id=invoice_qbo_id)
-    same_day = books.provider.query(books.auth, "Payment", {"CustomerRef": customer_id, "TxnDate": body["TxnDate"]},
-                                    limit=1000)  # fmt: skip
-    for payment in same_day:
-        if str(payment.get("PaymentRefNum") or "") == body["PaymentRefNum"]:
-            return str(payment["Id"])
-    return str(books.provider.save(books.auth, "payment", body)["Id"])
-
-
-def receipt_push_enqueue(*, organization_id: Any, attempt_id: Any, invoice_id: Any) -> list[int]:
-    """Rows to push a payment Keel received: its invoice's (and customer's) when QuickBooks does not have them yet,
-    and the payment's."""
-    rows = invoice_push_enqueue(organization_id=organization_id, invoice_id=invoice_id)
-    receipt = sync_enqueue(kind=SyncKind.RECEIPT, organization_id=organization_id, object_id=attempt_id)
-    return [*rows, receipt.pk]
-
-
-PUSHERS: dict[str, Callable[[Books, QboSync], str]] = {
-    SyncKind.CUSTOMER: _push_customer,
-    SyncKind.INVOICE: _push_invoice,
-    SyncKind.RECEIPT: _push_receipt,
-}
 
 
 # -- payments ----------------------------------------------------------------------------------------------------------

@@ -60,6 +60,11 @@ class ReconnectNeededError(QboError):
     revoked, or it was disconnected); nothing is retried until then."""
 
 
+class SettingNeededError(QboError):
+    """A row cannot be pushed until staff choose something on the connection (the account refunds are paid from);
+    it waits, with no attempt spent, and goes once it is chosen."""
+
+
 @dataclass(frozen=True)
 class Tokens:
     access_token: str

@@ -51,12 +51,15 @@ def _stamp() -> str:
 
 
 def reset() -> None:
-    """An empty company with the income account a new QuickBooks company starts with."""
+    """An empty company with the income account and the bank account a new QuickBooks company starts with."""
     with _lock:
         SENT.clear()
         COMPANY.clear()
         REVOKED.clear()
-        COMPANY["account"] = {"1": {"Id": "1", "Name": "Services", "AccountType": "Income", "SyncToken": "0"}}
+        COMPANY["account"] = {
+            "1": {"Id": "1", "Name": "Services", "AccountType": "Income", "SyncToken": "0"},
+            "2": {"Id": "2", "Name": "Business Cheque Account", "AccountType": "Bank", "SyncToken": "0"},
+        }
 
 
 reset()

@@ -68,12 +68,13 @@ def test_a_connection_needing_reconnecting_says_so_and_offers_it(staff, connecti
 
 
 def test_staff_choose_the_items_invoices_are_booked_to(staff, connection):
-    response = staff.post(f"{CONNECTIONS}{connection.pk}/change/", {"default_item_id": " 21 ", "tax_item_id": "9"})
+    response = staff.post(f"{CONNECTIONS}{connection.pk}/change/",
+                          {"default_item_id": " 21 ", "tax_item_id": "9", "refund_account_id": "35"})  # fmt: skip
     assert response.status_code == 302
     connection.refresh_from_db()
     assert (connection.default_item_id, connection.tax_item_id) == ("21", "9")
     assert AuditEvent.objects.get(action="quickbooks.settings_changed").changes == {
-        "default_item_id": ["1", "21"], "tax_item_id": ["", "9"],
+        "default_item_id": ["1", "21"], "tax_item_id": ["", "9"], "refund_account_id": ["", "35"],
     }  # fmt: skip
 
 
@@ -87,6 +88,14 @@ def test_sync_rows_are_filtered_and_show_why_they_failed(staff, acme, globex, in
     assert response.context["cl"].result_count == 2
     assert "Duplicate Name Exists Error" in page and "Acme Pty Ltd" in page and "Initech" not in page
     assert 'href="/admin/billing/invoice/x/change/"' in staff.get(SYNCS).content.decode()
+
+
+def test_payment_and_refund_rows_link_to_their_payment(staff, acme):
+    QboSync.objects.create(organization=acme, kind=SyncKind.RECEIPT, object_id="77", state=SyncState.SUCCEEDED)
+    QboSync.objects.create(organization=acme, kind=SyncKind.REFUND, object_id="77:10000:2500", state=SyncState.PENDING)
+    page = staff.get(SYNCS).content.decode()
+    assert 'payment <a href="/admin/billing/paymentattempt/77/change/">77</a>' in page
+    assert 'refund of 25.00 from payment <a href="/admin/billing/paymentattempt/77/change/">77</a>' in page
 
 
 def test_a_pause_quickbooks_asked_for_is_shown_above_the_rows_and_on_the_connection(staff, connection, acme, clock):

@@ -18,7 +18,8 @@ from integrations.quickbooks.models import QboConnection, QboSync, SyncKind, Syn
 from integrations.quickbooks.providers import sandbox
 from integrations.quickbooks.providers.base import Tokens
 from integrations.quickbooks.providers.quickbooks import dumps
-from integrations.quickbooks.sync import invoice_push_enqueue, payments_pull, sync_due_run, sync_run
+from integrations.quickbooks.rows import invoice_push_enqueue
+from integrations.quickbooks.sync import payments_pull, sync_due_run, sync_run
 from tenancy.models import Organization
 from tests.integrations.quickbooks.conftest import API, NOW, REALM, issue, query_of
 

@@ -16,7 +16,8 @@ from events.models import Delivery, Event
 from events.services import delivery_run, event_fan_out
 from integrations.quickbooks.connection import connection_disconnect
 from integrations.quickbooks.models import QboConnection, QboSync, SyncKind, SyncState
-from integrations.quickbooks.sync import BACKOFF, invoice_push_enqueue, sync_due_run, sync_enqueue, sync_run
+from integrations.quickbooks.rows import invoice_push_enqueue, sync_enqueue
+from integrations.quickbooks.sync import BACKOFF, sync_due_run, sync_run
 from tenancy.models import Organization
 from tenancy.services import invoice_emails_update, organization_update
 from tests.integrations.quickbooks.conftest import API, NOW, body, fault, issue, query_of

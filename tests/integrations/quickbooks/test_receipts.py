@@ -22,7 +22,9 @@ from integrations.quickbooks.models import QboSync, SyncKind, SyncState
 from integrations.quickbooks.providers import sandbox
 from integrations.quickbooks.providers.base import Tokens
 from integrations.quickbooks.providers.quickbooks import dumps
-from integrations.quickbooks.sync import invoice_push_enqueue, payments_pull, receipt_doc, sync_due_run, sync_run
+from integrations.quickbooks.pushes import receipt_doc
+from integrations.quickbooks.rows import invoice_push_enqueue
+from integrations.quickbooks.sync import payments_pull, sync_due_run, sync_run
 from tenancy.models import Organization
 from tests.integrations.quickbooks.conftest import API, NOW, body, issue, query_of
 

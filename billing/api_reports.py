@@ -88,7 +88,11 @@ class ForecastTotalsSerializer(serializers.Serializer[Any]):
 
 class MrrMonthSerializer(serializers.Serializer[Any]):
     date = serializers.DateField(source="day", help_text="The day the MRR is read on: a month's last day, or today.")
-    mrr = MoneyField(source="figures.mrr")
+    mrr = MoneyField(
+        source="figures.mrr",
+        help_text="Contracts at the price invoiced for the period holding the day (today's price today), and paying "
+        "subscriptions.",
+    )
     new_mrr = MoneyField(source="figures.new_mrr", help_text="Of customers who had no MRR the month before.")
     expansion_mrr = MoneyField(source="figures.expansion_mrr", help_text="Increase of customers who had MRR.")
     contraction_mrr = MoneyField(source="figures.contraction_mrr", help_text="Decrease of customers who kept MRR.")

@@ -27,12 +27,9 @@ What is read
   a month's usage is scaled up to one period of the contract's cycle (x 3 for a quarter, x 12 for a year, x 3 / 13
   for a week), priced, and the charge scaled back to a month (``monthly_recurring``). The overage of blocks of hours
   (billable ticket time) is not projected.
-- **MRR** (``metrics``): each organization is a customer. Its MRR on a day is the monthly equivalent of the contracts
-  running that day (``monthly_recurring`` of the period price) plus the monthly price of the subscriptions paying
-  that day. A contract runs from its start to its end, an active auto-renewing one without end; one ended or
-  suspended without an end date up to its last change. A subscription pays from its start (the end of its trial)
-  until it was canceled (or paused: its last change); a past-due one still counts. Prices are today's: Keel keeps no
-  history of a contract's lines, so a price changed during the year counts at today's price all year.
+- **MRR** (``metrics``): each organization's MRR on the last day of each of the past 12 months and today
+  (``billing.mrr``): the contracts running that day at the price Keel invoiced for the period holding it (today's
+  price for today and after the last invoiced period), and the subscriptions paying that day.
 - **Ageing** (``ageing``): OPEN and UNCOLLECTIBLE invoices with something left to pay (``amount_due``: the total
   less payments and credit notes), by days past their due date on their organization's today.
 """
@@ -41,7 +38,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -52,7 +49,6 @@ from django.utils import timezone
 
 from billing.forecast import (
     AGEING_BUCKETS,
-    HISTORY_MONTH_ENDS,
     USAGE_MONTHS,
     ContractPlan,
     Metrics,
@@ -78,6 +74,7 @@ from billing.models import (
     SubscriptionStatus,
     UsageRecord,
 )
+from billing.mrr import add_months, history_days, invoiced_periods, local_day, local_today, mrr_history, zero
 from billing.periods import Cycle
 from billing.proration import quantize
 from billing.rating import Kind, rate
@@ -107,7 +104,6 @@ AGED_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
 # A month's usage as a share of one period of each cycle: a week is 12 / 52 = 3 / 13 of a month.
 _PERIOD_MONTHS = {Cycle.WEEKLY: (3, 13), Cycle.MONTHLY: (1, 1), Cycle.QUARTERLY: (3, 1), Cycle.ANNUAL: (12, 1)}
 _QUANTITY = Decimal("0.0001")  # usage quantities are stored to four places
-_DAY = timedelta(days=1)
 # A row that stopped (by its last change) more than this before the oldest day the metrics read cannot count on it:
 # a local day starts at most 14 hours before its UTC day.
 _WINDOW_MARGIN = timedelta(days=2)
@@ -116,30 +112,8 @@ _WINDOW_MARGIN = timedelta(days=2)
 # -- days --------------------------------------------------------------------------------------------------------------
 
 
-def local_today(zone: str, now: datetime) -> date:
-    """Today in the time zone ``zone`` (an organization's), as invoicing reads it."""
-    return timezone.localdate(now, ZoneInfo(zone))
-
-
-def _local_day(moment: datetime, zone: str) -> date:
-    return timezone.localdate(moment, ZoneInfo(zone))
-
-
-def _add_months(first: date, months: int) -> date:
-    """The first day of the month ``months`` after (or before) the month beginning on ``first``."""
-    year, month = divmod(first.year * 12 + first.month - 1 + months, 12)
-    return date(year, month + 1, 1)
-
-
 def _months_between(earlier: date, later: date) -> int:
     return (later.year - earlier.year) * 12 + later.month - earlier.month
-
-
-def history_days(today: date) -> list[date]:
-    """The 13 days ``metrics`` reads each customer's MRR on, oldest first: the last day of each of the 12 months
-    before today's month, then today."""
-    first = today.replace(day=1)
-    return [_add_months(first, offset) - _DAY for offset in range(1 - (HISTORY_MONTH_ENDS - 1), 1)] + [today]
 
 
 @dataclass(frozen=True)
@@ -162,10 +136,6 @@ class _Scope:
 
     def today_of(self, currency: str) -> date:
         return self.todays.get(currency, self.today)
-
-
-def _zero(currency: str) -> Decimal:
-    return quantize(Decimal(0), currency)
 
 
 # -- reading the rows --------------------------------------------------------------------------------------------------
@@ -214,7 +184,7 @@ def recurring_price(contract: Contract) -> Decimal:
     """The price of one full period of the contract excluding tax: the recurring charges of its lines (prefetched)."""
     currency = contract.organization.currency
     charges = (charge for line in contract.lines.all() for charge in rate(terms_of(line, currency)))
-    return sum((charge.amount for charge in charges if charge.kind == Kind.RECURRING), _zero(currency))
+    return sum((charge.amount for charge in charges if charge.kind == Kind.RECURRING), zero(currency))
 
 
 def contract_plan(contract: Contract, recurring: Decimal | None = None) -> ContractPlan:
@@ -244,7 +214,7 @@ def subscription_plan(subscription: Subscription) -> SubscriptionPlan:
     return SubscriptionPlan(
         id=str(subscription.pk),
         monthly=subscription.price_monthly,
-        next_billing=_local_day(next_billing, zone),
+        next_billing=local_day(next_billing, zone),
         cancel_at_period_end=subscription.cancel_at_period_end,
         currency=subscription.currency.upper(),
     )
@@ -264,7 +234,7 @@ def _month_of_usage_revenue(contract: Contract, usage: Mapping[str, Decimal]) ->
     currency = contract.organization.currency
     cycle = Cycle(contract.cycle)
     scale, divide = _PERIOD_MONTHS[cycle]
-    total = _zero(currency)
+    total = zero(currency)
     for line in _usage_lines(contract):
         used = usage.get(line.metric, Decimal(0)) * scale
         if divide != 1:
@@ -289,7 +259,7 @@ def usage_histories(contracts: Sequence[Contract], now: datetime) -> list[UsageH
         zone = contract.organization.timezone
         if zone not in firsts:
             current = local_today(zone, now).replace(day=1)
-            firsts[zone] = [_add_months(current, -back) for back in range(USAGE_MONTHS, -1, -1)]
+            firsts[zone] = [add_months(current, -back) for back in range(USAGE_MONTHS, -1, -1)]
     slots: list[When] = []
     edges: list[datetime] = []
     for zone, days in firsts.items():
@@ -327,74 +297,6 @@ def usage_histories(contracts: Sequence[Contract], now: datetime) -> list[UsageH
     return histories
 
 
-# -- MRR history -------------------------------------------------------------------------------------------------------
-
-
-def _contract_span(contract: Contract) -> tuple[date, date | None]:
-    """[first day, end) of the days the contract is recurring revenue (module docstring); end None: still running."""
-    start, end = contract.start_date, contract.end_date
-    if contract.status == ContractStatus.ACTIVE:
-        return start, None if renews(contract) else end
-    if contract.status == ContractStatus.ENDED and end is not None:
-        return start, end
-    stopped = _local_day(contract.updated_at, contract.organization.timezone)
-    return start, stopped if end is None else min(end, stopped)
-
-
-def _subscription_span(subscription: Subscription) -> tuple[date, date | None]:
-    zone = subscription.organization.timezone
-    start = _local_day(max(subscription.created_at, subscription.trial_end or subscription.created_at), zone)
-    if subscription.status == SubscriptionStatus.CANCELED:
-        return start, _local_day(subscription.canceled_at or subscription.updated_at, zone)
-    if subscription.status == SubscriptionStatus.PAUSED:
-        return start, _local_day(subscription.updated_at, zone)
-    return start, None
-
-
-def _runs_on(span: tuple[date, date | None], day: date) -> bool:
-    start, end = span
-    return start <= day and (end is None or day < end)
-
-
-def mrr_history(
-    contracts: Iterable[Contract],
-    subscriptions: Iterable[Subscription],
-    now: datetime,
-    prices: Mapping[uuid.UUID, Decimal] | None = None,
-) -> dict[str, dict[str, list[Decimal]]]:
-    """Each customer's (organization id's) MRR on the 13 ``history_days`` of its own today, per currency: what
-    ``metrics`` reads. Contracts with their organization and lines loaded (or their ``recurring_price`` in
-    ``prices``); drafts are never revenue."""
-    prices = prices or {}
-    history: dict[str, dict[str, list[Decimal]]] = defaultdict(dict)
-    days_of: dict[str, list[date]] = {}
-
-    def add(organization: Organization, currency: str, span: tuple[date, date | None], monthly: Decimal) -> None:
-        zone = organization.timezone
-        days = days_of.setdefault(zone, history_days(local_today(zone, now)))
-        row = history[currency].setdefault(str(organization.pk), [_zero(currency)] * HISTORY_MONTH_ENDS)
-        for index, day in enumerate(days):
-            if _runs_on(span, day):
-                row[index] += monthly
-
-    for contract in contracts:
-        if contract.status == ContractStatus.DRAFT:
-            continue
-        currency = contract.organization.currency
-        price = prices[contract.pk] if contract.pk in prices else recurring_price(contract)
-        monthly = monthly_recurring(Cycle(contract.cycle), price, currency)
-        add(contract.organization, currency, _contract_span(contract), monthly)
-    for subscription in subscriptions:
-        currency = subscription.currency.upper()
-        add(
-            subscription.organization,
-            currency,
-            _subscription_span(subscription),
-            quantize(subscription.price_monthly, currency),
-        )
-    return history
-
-
 # -- the revenue report ------------------------------------------------------------------------------------------------
 
 
@@ -418,9 +320,9 @@ class CurrencyRevenue:
     @property
     def totals(self) -> MonthForecast:
         """The horizon's sums (``month`` is the first month's)."""
-        zero = _zero(self.currency)
+        nothing = zero(self.currency)
         parts = {
-            name: sum((getattr(month, name) for month in self.months), zero)
+            name: sum((getattr(month, name) for month in self.months), nothing)
             for name in ("contracts", "subscriptions", "usage", "total")
         }
         return MonthForecast(month=self.months[0].month, **parts)
@@ -448,7 +350,7 @@ def revenue_report(
     *, organizations: QuerySet[Organization], months: int = 12, now: datetime | None = None
 ) -> RevenueReport:
     """The revenue forecast of ``months`` months (1..36, the current one first) and the MRR metrics of the past 12
-    months of ``organizations``, per currency. At most five queries."""
+    months of ``organizations``, per currency. At most six queries."""
     now = now or timezone.now()
     scope = _Scope.read(organizations, now)
     first_month = scope.today.replace(day=1)
@@ -474,11 +376,11 @@ def revenue_report(
         if subscription.status in FORECAST_SUBSCRIPTIONS:
             group(subscription.currency, subscription.organization)[1].append(subscription_plan(subscription))
 
-    history = mrr_history(contracts, subscriptions, now, recurring)
+    history = mrr_history(contracts, subscriptions, now, recurring, invoiced_periods(organizations, contracts, since))
     currencies = sorted(scope.currencies | set(history) | {currency for currency, _ in groups})
     results = []
     for currency in currencies:
-        sums = [_empty_month(_add_months(first_month, index), currency) for index in range(months)]
+        sums = [_empty_month(add_months(first_month, index), currency) for index in range(months)]
         for (code, today), (plans, subscription_plans, histories) in groups.items():
             offset = _months_between(first_month, today.replace(day=1))
             if code != currency or months - offset < 1:
@@ -505,8 +407,8 @@ def revenue_report(
 
 
 def _empty_month(month: date, currency: str) -> MonthForecast:
-    zero = _zero(currency)
-    return MonthForecast(month=month, contracts=zero, subscriptions=zero, usage=zero, total=zero)
+    nothing = zero(currency)
+    return MonthForecast(month=month, contracts=nothing, subscriptions=nothing, usage=nothing, total=nothing)
 
 
 def _add(into: MonthForecast, month: MonthForecast) -> MonthForecast:
@@ -540,7 +442,7 @@ class CurrencyAgeing:
 
     @property
     def total(self) -> Decimal:
-        return sum(self.buckets.values(), _zero(self.currency))
+        return sum(self.buckets.values(), zero(self.currency))
 
 
 def _bucket_of(today: date, due: date, currency: str) -> str:
@@ -578,7 +480,7 @@ def receivables_ageing(*, organizations: QuerySet[Organization], now: datetime |
         )
     results = []
     for currency in sorted(scope.currencies | set(listed)):
-        buckets = dict.fromkeys(AGEING_BUCKETS, _zero(currency))
+        buckets = dict.fromkeys(AGEING_BUCKETS, zero(currency))
         for (code, today), pairs in grouped.items():
             if code == currency:
                 for name, amount in ageing(today=today, open_invoices=pairs, currency=currency).items():

@@ -33,7 +33,9 @@ from billing.models import (
     CreditNote,
     CreditNoteKind,
     Invoice,
+    InvoiceLine,
     InvoiceStatus,
+    LineKind,
     Subscription,
     SubscriptionStatus,
     UsageRecord,
@@ -278,6 +280,36 @@ def test_the_metrics_of_an_organization(acme_key, acme_books):
         "contraction_mrr": "0.00",
         "churned_mrr": "0.00",
     }
+
+
+def test_past_months_count_at_the_price_invoiced_then(acme_key, acme):
+    """Managed IT costs 310.00 today, but was invoiced at 250.00 a month from April to August 2025 and 300.00 from
+    September; December's invoice (999.00) was voided. Each month-end counts at the price invoiced for its month (the
+    voided month, and March 2025 before the first invoice, at the next one invoiced); today at today's price."""
+    managed = contract(acme, "Managed IT", flat("310.00"), start_date=d("2025-01-01"), timing="ADVANCE",
+                       next_period_start=d("2026-04-01"))  # fmt: skip
+    months = [d(f"2025-{month:02}-01") for month in range(4, 13)] + [d(f"2026-{month:02}-01") for month in (1, 2, 3)]
+    for number, (start, end) in enumerate(zip(months, [*months[1:], d("2026-04-01")], strict=True), start=1):
+        price = "250.00" if start < d("2025-09-01") else "999.00" if start == d("2025-12-01") else "300.00"
+        status = InvoiceStatus.VOID if price == "999.00" else InvoiceStatus.PAID
+        billed = invoice(acme, number, start + timedelta(days=14), price, status=status, contract=managed,
+                         period_start=start, period_end=end)  # fmt: skip
+        InvoiceLine.objects.create(organization=acme, invoice=billed, description="Managed services",
+                                   unit_price=Decimal(price), amount=Decimal(price), kind=LineKind.RECURRING,
+                                   period_start=start, period_end=end)  # fmt: skip
+    # The partial first piece of a later contract is prorated, not a period's price: that contract counts at 40.00.
+    extra = contract(acme, "Backup", flat("40.00"), start_date=d("2026-02-15"), next_period_start=d("2026-04-01"))
+    piece = invoice(acme, 99, d("2026-03-01"), "20.00", contract=extra, period_start=d("2026-02-15"),
+                    period_end=d("2026-03-01"))  # fmt: skip
+    InvoiceLine.objects.create(organization=acme, invoice=piece, description="Backup (14 of 28 days)",
+                               amount=Decimal("20.00"), kind=LineKind.PRORATION, period_start=d("2026-02-15"),
+                               period_end=d("2026-03-01"))  # fmt: skip
+    metrics = fetch(acme_key, FORECAST)["currencies"][0]["metrics"]
+    rows = metrics["by_month"]
+    assert [row["mrr"] for row in rows] == ["250.00"] * 5 + ["300.00"] * 5 + ["340.00", "350.00"]
+    assert (rows[5]["date"], rows[5]["expansion_mrr"]) == ("2025-09-30", "50.00")
+    assert (rows[10]["expansion_mrr"], rows[11]["expansion_mrr"]) == ("40.00", "10.00")  # Backup, then today's price
+    assert metrics["mrr"] == "350.00"
 
 
 def test_a_partner_key_adds_up_its_organizations_in_one_currency(api, summit_raw, books):
@@ -581,7 +613,7 @@ def test_the_reports_do_not_grow_with_the_rows(acme, acme_key, acme_books, recei
     assert (count_queries(acme_key, FORECAST), count_queries(acme_key, AGEING)) == few
     # The forecast: the key with its organization; the organizations' zones and currencies; the contracts with their
     # organizations; their lines; the usage of the last three months, summed per contract, metric and month; the
-    # subscriptions.
+    # subscriptions; the recurring charges invoiced per contract and period.
     with django_assert_max_num_queries(6):
         acme_key.get(FORECAST)
     # The ageing: the key; the zones and currencies; the open invoices with their organizations; their credit notes.

@@ -6,9 +6,7 @@ directly, so tests swap the provider by changing the setting.
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.utils.module_loading import import_string
-
+from msp.providers import ProviderChoice
 from sms.providers.base import MessageProvider
 
 ADAPTERS = {
@@ -17,15 +15,5 @@ ADAPTERS = {
 }
 
 
-_instances: dict[str, MessageProvider] = {}
-
-
-def get_provider() -> MessageProvider:
-    """One instance per provider name and process: the Twilio adapter keeps one HTTP session (connection pool)."""
-    name = settings.SMS_PROVIDER
-    if name not in ADAPTERS:
-        raise LookupError(f"unknown SMS_PROVIDER {name!r}; expected one of {', '.join(ADAPTERS)}")
-    if name not in _instances:
-        adapter: type[MessageProvider] = import_string(ADAPTERS[name])
-        _instances[name] = adapter()
-    return _instances[name]
+# One instance per provider name and process: the Twilio adapter keeps one HTTP session (connection pool).
+get_provider: ProviderChoice[MessageProvider] = ProviderChoice("SMS_PROVIDER", ADAPTERS)

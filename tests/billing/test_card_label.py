@@ -79,7 +79,7 @@ def test_another_card_saved_clears_the_old_label_until_its_own_is_known(acme):
 @pytest.fixture
 def stripe_api(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     settings.STRIPE_PROVIDER, settings.STRIPE_SECRET_KEY, settings.STRIPE_API_VERSION = "stripe", "sk_test_123", ""
-    monkeypatch.setattr(providers, "_instances", {})
+    monkeypatch.setattr(providers.get_provider, "instances", {})
     with responses.RequestsMock() as mock:
         yield mock
 

@@ -194,7 +194,7 @@ def test_a_rate_limited_charge_is_asked_again_when_stripe_says(acme, alice, card
                                                                wait):  # fmt: skip
     settings.BILLING_RETRY_SCHEDULE = "1h,6h,1d"
     settings.STRIPE_PROVIDER, settings.STRIPE_SECRET_KEY, settings.STRIPE_API_VERSION = "stripe", "sk_test_123", ""
-    monkeypatch.setattr(providers, "_instances", {})
+    monkeypatch.setattr(providers.get_provider, "instances", {})
     invoice = issue(acme)
     limited = {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests."}}
     with responses.RequestsMock() as stripe_api:
@@ -223,7 +223,7 @@ def test_a_rate_limit_ends_the_run_and_the_other_charges_wait_for_the_next(acme,
     """Stripe refusing one charge for its rate refuses the next ones too: the run stops asking. The refused invoice
     waits as Stripe said; the others keep their due time and no attempt, and the next run charges each once."""
     settings.STRIPE_PROVIDER, settings.STRIPE_SECRET_KEY, settings.STRIPE_API_VERSION = "stripe", "sk_test_123", ""
-    monkeypatch.setattr(providers, "_instances", {})
+    monkeypatch.setattr(providers.get_provider, "instances", {})
     for org in (acme, initech):
         Organization.objects.filter(pk=org.pk).update(stripe_customer_id=f"cus_{org.slug}")
         BillingSettings.objects.create(organization=org, payment_method_id="pm_card_visa", autopay=True)
@@ -265,7 +265,7 @@ def test_the_issuing_job_stops_charging_after_a_rate_limit_and_still_emails_ever
     from billing.tasks import send_invoices
 
     settings.STRIPE_PROVIDER, settings.STRIPE_SECRET_KEY, settings.STRIPE_API_VERSION = "stripe", "sk_test_123", ""
-    monkeypatch.setattr(providers, "_instances", {})
+    monkeypatch.setattr(providers.get_provider, "instances", {})
     invoices = [issue(acme), issue(acme, "250.00")]
     jobs = [(str(invoice.pk), str(acme.pk), True) for invoice in invoices]
     limited = {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests."}}

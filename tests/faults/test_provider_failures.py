@@ -149,7 +149,7 @@ def twilio(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[RequestsM
     settings.TWILIO_ACCOUNT_SID = ACCOUNT
     settings.TWILIO_AUTH_TOKEN = "twilio-test-auth-token"
     settings.SITE_URL = "https://portal.keel.test"
-    monkeypatch.setattr(sms_providers, "_instances", {})
+    monkeypatch.setattr(sms_providers.get_provider, "instances", {})
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 
@@ -362,7 +362,7 @@ def stripe_api(settings: Any, monkeypatch: pytest.MonkeyPatch, stripe_sleeps: li
     settings.STRIPE_PROVIDER = "stripe"
     settings.STRIPE_SECRET_KEY = "sk_test_123"
     settings.STRIPE_API_VERSION = ""
-    monkeypatch.setattr(payment_providers, "_instances", {})
+    monkeypatch.setattr(payment_providers.get_provider, "instances", {})
     client = stripe._http_client.HTTPClient
     real_sleep_time = client._sleep_time_seconds
 
@@ -642,7 +642,7 @@ def intuit(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[RequestsM
     settings.QBO_CLIENT_ID = "ABqbo-client-id"
     settings.QBO_CLIENT_SECRET = "qbo-client-secret"
     settings.QBO_ENVIRONMENT = "sandbox"
-    monkeypatch.setattr(quickbooks_providers, "_instances", {})
+    monkeypatch.setattr(quickbooks_providers.get_provider, "instances", {})
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 

@@ -42,7 +42,7 @@ def twilio(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[RequestsM
     settings.SMS_PROVIDER = "twilio"
     settings.TWILIO_ACCOUNT_SID = ACCOUNT
     settings.TWILIO_AUTH_TOKEN = TOKEN
-    monkeypatch.setattr(sms_providers, "_instances", {})
+    monkeypatch.setattr(sms_providers.get_provider, "instances", {})
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 

@@ -195,7 +195,7 @@ def test_nothing_is_asked_without_credentials_or_for_an_id_that_is_not_a_number(
 
 
 def test_the_setting_picks_the_provider(settings, monkeypatch):
-    monkeypatch.setattr(providers, "_instances", {})
+    monkeypatch.setattr(providers.get_provider, "instances", {})
     settings.NINJAONE_PROVIDER = "sandbox"
     assert isinstance(providers.get_provider(), SandboxNinjaOne)
     settings.NINJAONE_PROVIDER = "ninjaone"

@@ -88,14 +88,14 @@ def test_a_ninjaone_failure_is_shown_to_staff(superuser, acme_linked, settings):
     settings.NINJAONE_CLIENT_ID = ""
     from integrations.ninjaone import providers
 
-    providers._instances.pop("ninjaone", None)
+    providers.get_provider.instances.pop("ninjaone", None)
     NinjaOneSettings.objects.create(organization=acme_linked)
     response = admin_client(superuser).post(
         reverse("admin:ninjaone_ninjaonesettings_changelist"),
         {"action": "sync_now", "_selected_action": [acme_linked.pk]},
         follow=True,
     )
-    providers._instances.pop("ninjaone", None)
+    providers.get_provider.instances.pop("ninjaone", None)
     assert [str(m) for m in response.context["messages"]] == [
         "Acme Pty Ltd: NinjaOne did not answer: NINJAONE_CLIENT_ID and NINJAONE_CLIENT_SECRET are not set."
     ]

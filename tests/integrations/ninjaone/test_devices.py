@@ -140,7 +140,7 @@ def test_a_rate_limit_stops_the_hourly_sync_until_the_wait_ninjaone_named(
 ):
     settings.NINJAONE_PROVIDER = "ninjaone"
     settings.NINJAONE_CLIENT_ID, settings.NINJAONE_CLIENT_SECRET = "keel-client", "keel-secret"
-    monkeypatch.setattr(providers, "_instances", {})
+    monkeypatch.setattr(providers.get_provider, "instances", {})
     for organization, ninjaone_id in ((acme, ACME_NINJA), (globex, GLOBEX_NINJA), (initech, "11")):
         link(organization, ninjaone_id)
     time_machine.move_to(SYDNEY_MORNING, tick=False)

@@ -2,8 +2,9 @@
 
 The dashboard is the page every signed-in person lands on, so its figures come in one round trip from SQL built
 once per process (building four ORM queries per request cost more than the database did): the member,
-open-invitation and active-API-key counts as scalar subqueries and, for people who may manage the organization, its
-latest audit events joined to them. Every part is scoped by the organization's id, as ``for_org`` would scope it.
+open-invitation, active-API-key, open-ticket and waiting-ticket counts as scalar subqueries and, for people who may
+manage the organization, its overdue invoices and latest audit events joined to them. Every part is scoped by the
+organization's id, as ``for_org`` would scope it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import connection
+from django.utils import timezone
 
+from billing.models import Invoice, InvoiceStatus
 from tenancy.models import ApiKey, AuditEvent, Invitation, Membership, Organization
 from tenancy.statements import statement_cursor
+from tickets.models import Ticket, TicketStatus
 
 
 @dataclass(frozen=True)
@@ -25,27 +30,40 @@ class DashboardFigures:
     member_count: int
     open_invitation_count: int
     active_key_count: int
+    open_ticket_count: int  # not resolved or closed
+    waiting_ticket_count: int  # waiting on the customer's reply
+    # Open invoices past their due date (overdue from the day after it, in the organization's zone); None when not
+    # asked for.
+    overdue_invoice_count: int | None
     # The latest audit events, newest first (created_at, action, actor_label, target_label); None when not asked for.
     recent_events: list[dict[str, Any]] | None
 
 
 @functools.cache
-def _statement(with_events: bool) -> str:
-    membership, invitation, api_key, audit_event = (
-        connection.ops.quote_name(model._meta.db_table) for model in (Membership, Invitation, ApiKey, AuditEvent)
+def _statement(for_manager: bool) -> str:
+    membership, invitation, api_key, audit_event, ticket, invoice = (
+        connection.ops.quote_name(model._meta.db_table)
+        for model in (Membership, Invitation, ApiKey, AuditEvent, Ticket, Invoice)
     )
     counts = (
         f"(SELECT COUNT(*) FROM {membership} WHERE organization_id = %(org)s), "  # noqa: S608 - model tables
         f"(SELECT COUNT(*) FROM {invitation} WHERE organization_id = %(org)s"
         " AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > %(now)s), "
         f"(SELECT COUNT(*) FROM {api_key} WHERE organization_id = %(org)s"
-        " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > %(now)s))"
+        " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > %(now)s)), "
+        f"(SELECT COUNT(*) FROM {ticket} WHERE organization_id = %(org)s"
+        " AND status NOT IN (%(resolved)s, %(closed)s)), "
+        f"(SELECT COUNT(*) FROM {ticket} WHERE organization_id = %(org)s AND status = %(waiting)s)"
     )
-    if not with_events:
+    if not for_manager:
         return f"SELECT {counts}"
+    overdue = (
+        f"(SELECT COUNT(*) FROM {invoice} WHERE organization_id = %(org)s"  # noqa: S608 - model tables
+        " AND status = %(open_invoice)s AND due_date < %(today)s)"
+    )
     # One row with NULL event columns when the organization has no events yet (the LEFT JOIN keeps the counts).
     return (
-        f"SELECT {counts}, e.created_at, e.action, e.actor_label, e.target_label "  # noqa: S608 - model tables
+        f"SELECT {counts}, {overdue}, e.created_at, e.action, e.actor_label, e.target_label "  # noqa: S608 - model tables
         "FROM (SELECT 1 AS one) AS o LEFT JOIN ("
         f"SELECT created_at, action, actor_label, target_label FROM {audit_event} WHERE organization_id = %(org)s"
         " ORDER BY created_at DESC LIMIT %(limit)s) AS e ON 1 = 1 "
@@ -68,24 +86,31 @@ def _created_at_converter() -> Callable[[Any], datetime]:
 
 
 def dashboard_figures(organization: Organization, *, now: datetime, recent_events: int | None) -> DashboardFigures:
-    """The organization's counts and, when ``recent_events`` is a number, up to that many of its latest audit
-    events (one query either way)."""
-    with_events = recent_events is not None
+    """The organization's counts and, when ``recent_events`` is a number (for people who may manage it), its overdue
+    invoices and up to that many of its latest audit events (one query either way)."""
+    for_manager = recent_events is not None
     params = {
         "org": Membership._meta.get_field("organization").get_db_prep_value(organization.pk, connection),
         "now": Invitation._meta.get_field("expires_at").get_db_prep_value(now, connection),
+        "today": Invoice._meta.get_field("due_date").get_db_prep_value(
+            timezone.localdate(now, ZoneInfo(organization.timezone)), connection
+        ),
+        "resolved": TicketStatus.RESOLVED.value,
+        "closed": TicketStatus.CLOSED.value,
+        "waiting": TicketStatus.PENDING_CUSTOMER.value,
+        "open_invoice": InvoiceStatus.OPEN.value,
         "limit": recent_events,
     }
     with statement_cursor() as cursor:
-        cursor.execute(_statement(with_events), params)
+        cursor.execute(_statement(for_manager), params)
         rows = cursor.fetchall()
-    members, invitations, keys = rows[0][:3]
-    events = None
-    if with_events:
-        created_at = _created_at_converter()
-        events = [
-            {"created_at": created_at(row[3]), "action": row[4], "actor_label": row[5], "target_label": row[6]}
-            for row in rows
-            if row[3] is not None
-        ]
-    return DashboardFigures(members, invitations, keys, events)
+    members, invitations, keys, open_tickets, waiting_tickets = rows[0][:5]
+    if not for_manager:
+        return DashboardFigures(members, invitations, keys, open_tickets, waiting_tickets, None, None)
+    created_at = _created_at_converter()
+    events = [
+        {"created_at": created_at(row[6]), "action": row[7], "actor_label": row[8], "target_label": row[9]}
+        for row in rows
+        if row[6] is not None
+    ]
+    return DashboardFigures(members, invitations, keys, open_tickets, waiting_tickets, rows[0][5], events)

@@ -48,7 +48,8 @@ def _activity_rows(events: list[dict[str, Any]]) -> list[dict[str, str]]:
 @require_safe
 def dashboard(request: MemberRequest) -> HttpResponse:
     org = request.organization
-    # The counts, and the latest audit events for those who may manage the organization, in one query.
+    # The counts, and the overdue invoices and latest audit events for those who may manage the organization, in
+    # one query.
     figures = dashboard_figures(org, now=timezone.now(), recent_events=RECENT_EVENTS if request.can_manage else None)
     # Known from the middleware's second-factor check; asked again only if that did not run.
     known_mfa = request.user_has_mfa
@@ -56,6 +57,9 @@ def dashboard(request: MemberRequest) -> HttpResponse:
         "member_count": figures.member_count,
         "open_invitation_count": figures.open_invitation_count,
         "active_key_count": figures.active_key_count,
+        "open_ticket_count": figures.open_ticket_count,
+        "waiting_ticket_count": figures.waiting_ticket_count,
+        "overdue_invoice_count": figures.overdue_invoice_count,
         "has_mfa": known_mfa if known_mfa is not None else has_mfa(request.user),
         "device_count": device_count(org),  # None (and no query) when not linked to NinjaOne
         "recent_events": None if figures.recent_events is None else _activity_rows(figures.recent_events),

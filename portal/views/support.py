@@ -68,7 +68,12 @@ PAGE_SIZE = 25
 SERVICE_ERRORS = (ValidationError, ConflictError)
 
 # The list's filters: name -> statuses shown.
-FILTERS: dict[str, frozenset[str] | None] = {"open": OPEN_STATUSES, "closed": DONE_STATUSES, "all": None}
+FILTERS: dict[str, frozenset[str] | None] = {
+    "open": OPEN_STATUSES,
+    "waiting": frozenset({TicketStatus.PENDING_CUSTOMER}),  # waiting on the customer's reply
+    "closed": DONE_STATUSES,
+    "all": None,
+}
 
 # What a customer may do with the status of their ticket.
 CUSTOMER_STATUSES = {TicketStatus.RESOLVED: "marked as resolved", TicketStatus.OPEN: "open again"}

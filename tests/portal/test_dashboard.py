@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 import zoneinfo
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.template import Context, Template
 from django.template.defaultfilters import date as date_filter
 from django.utils import timezone, translation
 
+from billing.models import Invoice, InvoiceStatus
 from integrations.ninjaone.models import Device
 from portal.dashboard_selectors import dashboard_figures
 from portal.views.dashboard import activity_time
@@ -20,6 +22,7 @@ from tenancy.models import ApiKey, AuditEvent, Invitation, Role
 from tenancy.services import api_key_create, invitation_create
 from tests.factories import MembershipFactory, UserFactory
 from tests.portal.test_queries import BASE
+from tickets.models import Ticket, TicketStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -73,6 +76,64 @@ def test_the_figures_count_open_invitations_and_active_keys_of_the_organization_
     # Members see the same counts (without the invitations) and no activity.
     context = client_for(bob).get("/dashboard/").context
     assert (context["member_count"], context["active_key_count"], context["recent_events"]) == (2, 2, None)
+
+
+S = TicketStatus
+
+
+def tickets(org, *statuses: str) -> None:
+    for number, status in enumerate(statuses, start=1):
+        Ticket.objects.create(organization=org, number=number, subject=f"Ticket {number}", status=status)
+
+
+def invoice(org, number: int, due: str, status: str = InvoiceStatus.OPEN) -> None:
+    due_date = datetime.fromisoformat(due).date()
+    Invoice.objects.create(organization=org, number=number, status=status, currency=org.currency,
+                           total=Decimal("100.00"), issue_date=due_date - timedelta(days=14),
+                           due_date=due_date)  # fmt: skip
+
+
+def test_everyone_sees_the_open_tickets_and_those_waiting_on_their_reply(client_for, alice, bob, acme, globex):
+    tickets(acme, S.NEW, S.OPEN, S.PENDING_CUSTOMER, S.PENDING_CUSTOMER, S.ON_HOLD, S.RESOLVED, S.CLOSED)
+    tickets(globex, S.OPEN, S.PENDING_CUSTOMER)
+    for person in (alice, bob):
+        response = client_for(person).get("/dashboard/")
+        assert (response.context["open_ticket_count"], response.context["waiting_ticket_count"]) == (5, 2)
+        body = squeeze(response.content.decode())
+        assert '<dt>Open tickets</dt><dd><a href="/support/">5</a></dd>' in body
+        assert '2 tickets are waiting on your reply. <a href="/support/?status=waiting">Answer them</a>.' in body
+    waiting = client_for(bob).get("/support/?status=waiting")
+    assert [ticket.number for ticket, _ in waiting.context["rows"]] == [4, 3]
+    assert 'aria-current="page">Waiting on you</a>' in waiting.content.decode()
+
+
+def test_nothing_waiting_says_nothing(client_for, bob, acme):
+    tickets(acme, TicketStatus.OPEN)
+    body = client_for(bob).get("/dashboard/").content.decode()
+    assert "waiting on your reply" not in body
+    assert "Nothing is waiting on you" in client_for(bob).get("/support/?status=waiting").content.decode()
+
+
+def test_owners_see_the_overdue_invoices_from_the_day_after_they_fall_due_in_their_zone(
+    client_for, alice, bob, acme, globex, time_machine
+):
+    # 14:00 on 2 March in UTC is 01:00 on 3 March in Sydney: an invoice due on 2 March is overdue there.
+    time_machine.move_to(datetime(2026, 3, 2, 14, 0, tzinfo=UTC), tick=False)
+    invoice(acme, 1, "2026-03-02")
+    invoice(acme, 2, "2026-02-20")
+    invoice(acme, 3, "2026-03-03")  # due today: not yet
+    invoice(acme, 4, "2026-02-01", InvoiceStatus.PAID)
+    invoice(acme, 5, "2026-02-01", InvoiceStatus.VOID)
+    invoice(globex, 1, "2026-02-01")
+    response = client_for(alice).get("/dashboard/")
+    assert response.context["overdue_invoice_count"] == 2
+    body = squeeze(response.content.decode())
+    assert '<dt>Overdue invoices</dt><dd><a href="/billing/invoices/?status=overdue">2</a></dd>' in body
+    assert '2 invoices are overdue. <a href="/billing/invoices/?status=overdue">Pay them now</a>.' in body
+    # Members do not see billing.
+    response = client_for(bob).get("/dashboard/")
+    assert response.context["overdue_invoice_count"] is None
+    assert "Overdue invoices" not in response.content.decode() and "overdue" not in response.content.decode()
 
 
 def test_the_activity_feed_is_the_latest_eight_events_newest_first_as_the_filters_wrote_them(

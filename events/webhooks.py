@@ -335,7 +335,7 @@ def endpoint_flush(endpoint_id: Any, *, limit: int = FLUSH_LIMIT) -> int:
             break
         attempted += 1
         answer = post(delivery.endpoint, delivery.event)
-        _record(delivery, answer)
+        _record(delivery, answer, retry=delivery.event.type != catalogue.PING)  # a ping whose job vanished: once
         if answer.slow_down:
             break
     return attempted
@@ -447,8 +447,9 @@ def endpoint_ping(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
         payload={"endpoint": str(endpoint.pk), "message": "Keel can reach this endpoint."},
         fanned_out_at=now,
     )
+    # RUNNING with no attempt claimed yet: the job that sends it claims the one attempt (ping_send).
     delivery = WebhookDelivery.objects.create(
-        endpoint=endpoint, event=event, state=WebhookState.RUNNING, attempts=1, claimed_at=now
+        endpoint=endpoint, event=event, state=WebhookState.RUNNING, attempts=0, claimed_at=now
     )
     delivery.event = event
     delivery_id = delivery.pk
@@ -467,14 +468,23 @@ def endpoint_ping(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
 
 
 def ping_send(*, delivery_id: int) -> bool:
-    """Send a queued ping once and record its attempt (never retried); False when it is gone or was sent already."""
+    """Send a queued ping once and record its attempt (never retried); False when it is gone, was sent already or
+    another job (a redelivered task, or the sweep of stale claims) has claimed it: the claim is one conditional update,
+    so two jobs running at once cannot both post."""
+    unclaimed = {"state": WebhookState.RUNNING, "attempts": 0}
     delivery = (
         WebhookDelivery.objects.select_related("endpoint", "event")
-        .filter(pk=delivery_id, event__type=catalogue.PING, state=WebhookState.RUNNING)
+        .filter(pk=delivery_id, event__type=catalogue.PING, **unclaimed)
         .first()
     )
-    if delivery is None or delivery.attempt_log.exists():
+    # The claim's conditions are on the row it updates (no join), so PostgreSQL checks them again on the row as the
+    # other job left it.
+    now = timezone.now()
+    if delivery is None or not WebhookDelivery.objects.filter(pk=delivery_id, **unclaimed).update(
+        attempts=1, claimed_at=now
+    ):
         return False
+    delivery.attempts, delivery.claimed_at = 1, now
     _record(delivery, post(delivery.endpoint, delivery.event), retry=False)
     return True
 

@@ -20,7 +20,15 @@ from django.utils.html import escape
 from events import catalogue
 from events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookState
 from events.signing import verify
-from events.webhooks import MAX_ENDPOINTS, endpoint_create, endpoint_ping, endpoint_secret, ping_send
+from events.webhooks import (
+    CLAIM_TIMEOUT,
+    MAX_ENDPOINTS,
+    endpoint_create,
+    endpoint_flush,
+    endpoint_ping,
+    endpoint_secret,
+    ping_send,
+)
 from tenancy.models import Role
 from tests.events.test_webhooks import sent
 from tests.factories import MembershipFactory, UserFactory
@@ -329,6 +337,34 @@ def test_a_ping_is_sent_once_however_often_its_job_runs(acme_endpoint):
         assert ping_send(delivery_id=delivery.pk) is True
         assert ping_send(delivery_id=delivery.pk) is False
         assert len(responses_mock.calls) == 1
+
+
+def test_a_ping_whose_job_runs_twice_at_once_is_posted_once(acme_endpoint):
+    again: list[bool] = []
+
+    def answer(request):  # the second job starts while the first is waiting for the endpoint's answer
+        again.append(ping_send(delivery_id=delivery.pk))
+        return (204, {}, "")
+
+    with responses.RequestsMock() as recorded:
+        recorded.add_callback(responses.POST, URL, callback=answer)
+        delivery = endpoint_ping(endpoint=acme_endpoint)
+        assert ping_send(delivery_id=delivery.pk) is True
+        assert again == [False] and len(recorded.calls) == 1
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts, delivery.attempt_log.count()) == (WebhookState.SUCCEEDED, 1, 1)
+
+
+def test_a_ping_whose_job_vanished_is_sent_by_the_sweep_once_and_not_retried(acme_endpoint):
+    delivery = endpoint_ping(endpoint=acme_endpoint)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(claimed_at=timezone.now() - CLAIM_TIMEOUT * 2)
+    with responses.RequestsMock() as recorded:
+        recorded.post(URL, status=500)
+        assert endpoint_flush(acme_endpoint.pk) == 1
+        assert ping_send(delivery_id=delivery.pk) is False  # the queued job turns up late: nothing more is sent
+        assert len(recorded.calls) == 1
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (WebhookState.FAILED, 1)
 
 
 def test_a_ping_to_an_address_that_now_resolves_inside_the_network_is_not_sent(

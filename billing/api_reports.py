@@ -27,7 +27,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.api_contracts import BillingAPIView, billing_organizations
-from billing.forecast import AGEING_BUCKETS, MAX_MONTHS
+from billing.forecast import MAX_MONTHS
+from billing.metrics import AGEING_BUCKETS
 from billing.reports import CurrencyAgeing, receivables_ageing, revenue_report
 from billing.serializers import MoneyField
 from tenancy.api_base import ORG_HEADER

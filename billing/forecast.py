@@ -1,5 +1,5 @@
-"""Revenue forecast, recurring-revenue metrics and receivables ageing. Pure: standard library only, plain values in,
-plain values out. The caller (the forecast API and the staff revenue page) loads the rows and groups them by
+"""Revenue forecast. Pure: standard library only, plain values in, plain values out. The caller (the forecast API and
+the staff revenue page) loads the rows and groups them by currency; nothing here converts between currencies.
 currency; nothing here converts between currencies.
 
 Forecast
@@ -33,31 +33,8 @@ dated the day it is invoiced and lands in that day's calendar month:
 Every amount is rounded to the currency's minor unit (ROUND_HALF_UP) per invoice, charge or month of usage, and the
 monthly figures are sums of those rounded amounts; ``total`` is ``contracts + subscriptions + usage``.
 
-Metrics
--------
-:func:`metrics` reads each customer's monthly recurring revenue (MRR) at the last 13 month-ends, oldest first, and
-compares each month-end with the one before (12 months of changes). A customer's MRR is rounded to the minor unit
-before anything is added up. For each month:
-
-- ``mrr``: the sum of the customers' MRR at that month-end;
-- ``new_mrr``: the MRR of customers who had none at the previous month-end (a customer who returns after churning
-  counts as new again);
-- ``expansion_mrr`` / ``contraction_mrr``: the increase / decrease of customers who had MRR at both month-ends;
-- ``churned_mrr``: the MRR, at the previous month-end, of customers who went from some MRR to none.
-
-So each month's ``mrr`` is the previous one plus new and expansion, minus contraction and churn. Over the year:
-``mrr`` is the MRR at the last month-end, ``arr`` is 12 x ``mrr``, ``churned_mrr`` the sum of the months' churned
-MRR, and ``net_revenue_retention`` the MRR now of the customers who had MRR at the first month-end (12 months ago),
-as a percentage of their MRR then, rounded to one decimal place ROUND_HALF_UP; None when nobody had MRR 12 months
-ago. Customers who churned in between count with their MRR now (zero, or what they pay since they returned); those
-who started later do not count. :func:`monthly_recurring` turns a contract's per-period amount into MRR.
-
-Ageing
-------
-:func:`ageing` adds up the amounts due on open invoices by how many days past their due date they are on ``today``:
-"current" (due today or later), "1-30", "31-60", "61-90" and "90+" days overdue.
-
-Money in is a finite, non-negative ``Decimal``. Bad input raises ValueError naming the argument.
+Metrics of the recurring revenue so far and receivables ageing are ``billing.metrics``. Money in is a finite,
+non-negative ``Decimal``. Bad input raises ValueError naming the argument.
 """
 
 from __future__ import annotations
@@ -65,33 +42,25 @@ from __future__ import annotations
 from calendar import monthrange
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import MAXYEAR, MINYEAR, date, datetime, timedelta
-from decimal import Context, Decimal, DecimalException, Inexact, InvalidOperation, Overflow
+from datetime import MAXYEAR, MINYEAR, date, timedelta
+from decimal import Decimal, DecimalException
 from enum import StrEnum
-from fractions import Fraction
 from itertools import pairwise
-from math import floor
 from typing import TypeVar
 
+from billing.checks import EXACT, check_bool, check_currency, check_date, check_id, check_items, check_money
 from billing.periods import Cycle, Schedule, boundary_after, periods
-from billing.proration import minor_units, prorate, prorate_piece, quantize
+from billing.proration import prorate, prorate_piece, quantize
 
 __all__ = [
-    "AGEING_BUCKETS",
-    "HISTORY_MONTH_ENDS",
     "MAX_MONTHS",
     "USAGE_MONTHS",
     "ContractPlan",
-    "Metrics",
     "MonthForecast",
-    "MonthMetrics",
     "SubscriptionPlan",
     "Timing",
     "UsageHistory",
-    "ageing",
     "forecast",
-    "metrics",
-    "monthly_recurring",
 ]
 
 MAX_MONTHS = 36
@@ -100,72 +69,12 @@ MAX_MONTHS = 36
 USAGE_MONTHS = 3
 """How many trailing months of usage the projection averages, at most."""
 
-HISTORY_MONTH_ENDS = 13
-"""The month-ends of MRR :func:`metrics` reads per customer: now and each of the 12 before."""
-
-AGEING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
-"""The keys of :func:`ageing`, in order."""
-
-_T = TypeVar("_T")
 _DAY = timedelta(days=1)
-# Exact arithmetic: an amount too long for 60 digits fails loudly instead of being rounded somewhere it should not be.
-_EXACT = Context(prec=60, traps=[Inexact, InvalidOperation, Overflow])
 
 
 class Timing(StrEnum):
     ADVANCE = "ADVANCE"  # invoiced on the period's first day
     ARREARS = "ARREARS"  # invoiced on the period's end, the day after its last
-
-
-# -- checks ----------------------------------------------------------------------------------------------------------
-
-
-def _check_date(value: object, name: str) -> date:
-    # datetime is a subclass of date, so it has to be turned away explicitly.
-    if isinstance(value, datetime) or not isinstance(value, date):
-        raise ValueError(f"{name} must be a date (not a datetime), got {value!r}")
-    return value
-
-
-def _check_money(value: object, name: str) -> Decimal:
-    if not isinstance(value, Decimal):
-        raise ValueError(f"{name} must be a Decimal (money is never a float), got {value!r}")
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{name} must be a finite amount of at least zero, got {value}")
-    return value
-
-
-def _check_currency(value: object, name: str) -> str:
-    try:
-        minor_units(value)  # type: ignore[arg-type]  # it checks the type itself
-    except ValueError:
-        raise ValueError(f"{name} must be a three-letter ISO 4217 code, got {value!r}") from None
-    return str(value).upper()
-
-
-def _check_id(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _items(value: object, name: str, kind: type[_T]) -> list[_T]:
-    if isinstance(value, (str, bytes, Mapping)):
-        raise ValueError(f"{name} must be a list of {kind.__name__}, got {value!r}")
-    try:
-        items = list(value)  # type: ignore[call-overload]  # anything iterable; a TypeError otherwise
-    except TypeError:
-        raise ValueError(f"{name} must be a list of {kind.__name__}, got {value!r}") from None
-    for index, item in enumerate(items):
-        if not isinstance(item, kind):
-            raise ValueError(f"{name}[{index}] must be a {kind.__name__}, got {item!r}")
-    return items
 
 
 def _shift_months(day: date, months: int, name: str) -> date:
@@ -202,26 +111,26 @@ class ContractPlan:
     currency: str
 
     def __post_init__(self) -> None:
-        _check_id(self.id, "id")
+        check_id(self.id, "id")
         self.schedule  # noqa: B018 - checks cycle, anchor_day and anchor_month
         object.__setattr__(self, "cycle", Cycle(self.cycle))
         try:
             object.__setattr__(self, "timing", Timing(self.timing))
         except ValueError:
             raise ValueError(f"timing must be one of {', '.join(Timing)}, got {self.timing!r}") from None
-        _check_date(self.start, "start")
-        if self.end is not None and _check_date(self.end, "end") <= self.start:
+        check_date(self.start, "start")
+        if self.end is not None and check_date(self.end, "end") <= self.start:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
-        _check_money(self.recurring, "recurring")
-        if self.next_period_start is not None and _check_date(self.next_period_start, "next_period_start") < self.start:
+        check_money(self.recurring, "recurring")
+        if self.next_period_start is not None and check_date(self.next_period_start, "next_period_start") < self.start:
             raise ValueError(f"next_period_start ({self.next_period_start}) must not be before start ({self.start})")
-        _check_bool(self.auto_renew, "auto_renew")
+        check_bool(self.auto_renew, "auto_renew")
         term = self.renewal_term_months
         if term is not None and (isinstance(term, bool) or not isinstance(term, int) or not 1 <= term <= 1200):
             raise ValueError(f"renewal_term_months must be a whole number of months from 1 to 1200, got {term!r}")
         if self.auto_renew and self.end is not None and term is None:
             raise ValueError("renewal_term_months is required when a contract with an end date auto-renews")
-        object.__setattr__(self, "currency", _check_currency(self.currency, "currency"))
+        object.__setattr__(self, "currency", check_currency(self.currency, "currency"))
 
     @property
     def schedule(self) -> Schedule:
@@ -250,11 +159,11 @@ class SubscriptionPlan:
     currency: str
 
     def __post_init__(self) -> None:
-        _check_id(self.id, "id")
-        _check_money(self.monthly, "monthly")
-        _check_date(self.next_billing, "next_billing")
-        _check_bool(self.cancel_at_period_end, "cancel_at_period_end")
-        object.__setattr__(self, "currency", _check_currency(self.currency, "currency"))
+        check_id(self.id, "id")
+        check_money(self.monthly, "monthly")
+        check_date(self.next_billing, "next_billing")
+        check_bool(self.cancel_at_period_end, "cancel_at_period_end")
+        object.__setattr__(self, "currency", check_currency(self.currency, "currency"))
 
 
 @dataclass(frozen=True)
@@ -266,7 +175,7 @@ class UsageHistory:
     monthly_amounts: tuple[Decimal, ...]
 
     def __post_init__(self) -> None:
-        _check_id(self.contract_id, "contract_id")
+        check_id(self.contract_id, "contract_id")
         given: object = self.monthly_amounts  # typed as a tuple, but any sequence is accepted
         if isinstance(given, (str, bytes)) or not isinstance(given, Sequence):
             raise ValueError(f"monthly_amounts must be a sequence of Decimal, got {given!r}")
@@ -274,7 +183,7 @@ class UsageHistory:
         if len(amounts) > USAGE_MONTHS:
             raise ValueError(f"monthly_amounts must hold at most the last {USAGE_MONTHS} months, got {len(amounts)}")
         for index, amount in enumerate(amounts):
-            _check_money(amount, f"monthly_amounts[{index}]")
+            check_money(amount, f"monthly_amounts[{index}]")
         object.__setattr__(self, "monthly_amounts", amounts)
 
 
@@ -307,10 +216,10 @@ def forecast(
     """The revenue expected in ``months`` calendar months (1..36), the current one first and counted from ``today``
     on (rules in the module docstring). Every plan must be in ``currency``; each contract and subscription id may
     appear once, and usage only for a contract of ``contracts``."""
-    _check_date(today, "today")
+    check_date(today, "today")
     if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= MAX_MONTHS:
         raise ValueError(f"months must be a whole number from 1 to {MAX_MONTHS}, got {months!r}")
-    code = _check_currency(currency, "currency")
+    code = check_currency(currency, "currency")
     contract_plans = _plans(contracts, "contracts", ContractPlan, code)
     subscription_plans = _plans(subscriptions, "subscriptions", SubscriptionPlan, code)
     histories = _histories(usage, contract_plans)
@@ -350,7 +259,7 @@ def forecast(
 
 def _plans(value: object, name: str, kind: type[_Plan], currency: str) -> dict[str, _Plan]:
     plans: dict[str, _Plan] = {}
-    for index, plan in enumerate(_items(value, name, kind)):
+    for index, plan in enumerate(check_items(value, name, kind)):
         if plan.currency != currency:
             raise ValueError(
                 f"{name}[{index}] ({plan.id}) is in {plan.currency}, not {currency}: forecast one currency at a time"
@@ -362,7 +271,7 @@ def _plans(value: object, name: str, kind: type[_Plan], currency: str) -> dict[s
 
 
 def _histories(value: object, contracts: Mapping[str, ContractPlan]) -> list[UsageHistory]:
-    histories = _items(value, "usage", UsageHistory)
+    histories = check_items(value, "usage", UsageHistory)
     seen: set[str] = set()
     for index, history in enumerate(histories):
         if history.contract_id not in contracts:
@@ -428,123 +337,7 @@ def _exact_sum(amounts: Iterable[Decimal]) -> Decimal:
     total = Decimal(0)
     try:
         for amount in amounts:
-            total = _EXACT.add(total, amount)
+            total = EXACT.add(total, amount)
     except DecimalException:
         raise ValueError("monthly_amounts have too many digits to add up exactly") from None
     return total
-
-
-# -- metrics ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MonthMetrics:
-    """The change in MRR from the month-end ``month - 1`` of the history to the month-end ``month`` (1..12; 12 is
-    the latest). Definitions in the module docstring."""
-
-    month: int
-    mrr: Decimal
-    new_mrr: Decimal
-    expansion_mrr: Decimal
-    contraction_mrr: Decimal
-    churned_mrr: Decimal
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """Recurring-revenue metrics over the past 12 months (definitions in the module docstring)."""
-
-    mrr: Decimal
-    arr: Decimal
-    churned_mrr: Decimal
-    net_revenue_retention: Decimal | None
-    by_month: list[MonthMetrics]
-
-
-def monthly_recurring(cycle: Cycle, recurring: Decimal, currency: str) -> Decimal:
-    """``recurring``, the price of one period of ``cycle``, as a monthly amount rounded once to ``currency``'s minor
-    unit: weekly x 52 / 12, monthly as is, quarterly / 3, annual / 12."""
-    try:
-        cycle = Cycle(cycle)
-    except ValueError:
-        raise ValueError(f"cycle must be one of {', '.join(Cycle)}, got {cycle!r}") from None
-    _check_money(recurring, "recurring")
-    code = _check_currency(currency, "currency")
-    if cycle is Cycle.WEEKLY:
-        try:
-            return prorate(_EXACT.multiply(recurring, 13), 1, 3, code)  # 52 / 12 = 13 / 3
-        except DecimalException:
-            raise ValueError(f"recurring ({recurring}) has too many digits to convert exactly") from None
-    if cycle is Cycle.MONTHLY:
-        return quantize(recurring, code)
-    return prorate(recurring, 1, 3 if cycle is Cycle.QUARTERLY else 12, code)
-
-
-def metrics(*, history: Mapping[str, Sequence[Decimal]], currency: str) -> Metrics:
-    """MRR, ARR, churn and net revenue retention from each customer's MRR at the last 13 month-ends (oldest first;
-    zero for the month-ends before a customer started or after it left)."""
-    code = _check_currency(currency, "currency")
-    if not isinstance(history, Mapping):
-        raise ValueError(f"history must be a mapping of customer to MRR per month-end, got {history!r}")
-    rows: list[list[Decimal]] = []
-    for customer, given in history.items():
-        name = f"history[{customer!r}]"
-        values: object = given
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != HISTORY_MONTH_ENDS:
-            raise ValueError(f"{name} must be the MRR at each of {HISTORY_MONTH_ENDS} month-ends, got {values!r}")
-        rows.append([quantize(_check_money(value, f"{name}[{index}]"), code) for index, value in enumerate(values)])
-
-    zero = quantize(Decimal(0), code)
-    by_month = []
-    for month in range(1, HISTORY_MONTH_ENDS):
-        mrr = new = expansion = contraction = churned = zero
-        for row in rows:
-            before, now = row[month - 1], row[month]
-            mrr += now
-            if not before:
-                new += now
-            elif not now:
-                churned += before
-            elif now > before:
-                expansion += now - before
-            else:
-                contraction += before - now
-        by_month.append(MonthMetrics(month, mrr, new, expansion, contraction, churned))
-
-    mrr = sum((row[-1] for row in rows), zero)
-    base = sum((row[0] for row in rows), zero)
-    retained = sum((row[-1] for row in rows if row[0]), zero)
-    return Metrics(
-        mrr=mrr,
-        arr=mrr * 12,
-        churned_mrr=sum((month.churned_mrr for month in by_month), zero),
-        net_revenue_retention=_percentage(retained, base) if base else None,
-        by_month=by_month,
-    )
-
-
-def _percentage(part: Decimal, whole: Decimal) -> Decimal:
-    """``part / whole`` as a percentage rounded once, from the exact fraction, half up to one decimal place."""
-    tenths = floor(Fraction(part) * 1000 / Fraction(whole) + Fraction(1, 2))  # both are at least zero
-    return Decimal(tenths).scaleb(-1)
-
-
-# -- ageing ----------------------------------------------------------------------------------------------------------
-
-
-def ageing(*, today: date, open_invoices: Iterable[tuple[date, Decimal]], currency: str) -> dict[str, Decimal]:
-    """The amounts due on ``open_invoices`` ((due date, amount due) pairs) by days overdue on ``today``: "current"
-    (due today or later), "1-30", "31-60", "61-90", "90+". Every bucket is present, in that order; each amount is
-    rounded to ``currency`` before it is added."""
-    _check_date(today, "today")
-    code = _check_currency(currency, "currency")
-    buckets = dict.fromkeys(AGEING_BUCKETS, quantize(Decimal(0), code))
-    for index, item in enumerate(_items(open_invoices, "open_invoices", tuple)):
-        if len(item) != 2:
-            raise ValueError(f"open_invoices[{index}] must be a (due date, amount due) pair, got {item!r}")
-        due = _check_date(item[0], f"open_invoices[{index}] due date")
-        amount = quantize(_check_money(item[1], f"open_invoices[{index}] amount due"), code)
-        overdue = (today - due).days
-        bucket = AGEING_BUCKETS[0 if overdue <= 0 else min(4, (overdue - 1) // 30 + 1)]
-        buckets[bucket] += amount
-    return buckets

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
-from billing.forecast import HISTORY_MONTH_ENDS, monthly_recurring
+from billing.metrics import HISTORY_MONTH_ENDS, monthly_recurring
 from billing.models import (
     Contract,
     ContractStatus,

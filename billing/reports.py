@@ -1,6 +1,7 @@
-"""Revenue reports of billing, read from the database and worked out by the pure ``billing.forecast``: the revenue
-expected in the months ahead, recurring-revenue metrics over the past year, and the ageing of receivables. Read by
-the forecast and ageing API (``billing.api_reports``) and the staff revenue page (``billing.staff_views``).
+"""Revenue reports of billing, read from the database and worked out by the pure ``billing.forecast`` and
+``billing.metrics``: the revenue expected in the months ahead, recurring-revenue metrics over the past year, and the
+ageing of receivables. Read by the forecast and ageing API (``billing.api_reports``) and the staff revenue page
+(``billing.staff_views``).
 
 Every report covers the organizations it is given (a queryset the caller has already confined to what it may see),
 in a fixed number of queries whatever their number and the number of contracts, subscriptions and invoices.
@@ -47,21 +48,8 @@ from zoneinfo import ZoneInfo
 from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
-from billing.forecast import (
-    AGEING_BUCKETS,
-    USAGE_MONTHS,
-    ContractPlan,
-    Metrics,
-    MonthForecast,
-    MonthMetrics,
-    SubscriptionPlan,
-    Timing,
-    UsageHistory,
-    ageing,
-    forecast,
-    metrics,
-    monthly_recurring,
-)
+from billing.forecast import USAGE_MONTHS, ContractPlan, MonthForecast, SubscriptionPlan, Timing, UsageHistory, forecast
+from billing.metrics import AGEING_BUCKETS, Metrics, MonthMetrics, ageing, metrics, monthly_recurring
 from billing.models import (
     Contract,
     ContractLine,

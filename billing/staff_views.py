@@ -24,7 +24,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from billing.forecast import AGEING_BUCKETS, MAX_MONTHS
+from billing.forecast import MAX_MONTHS
+from billing.metrics import AGEING_BUCKETS
 from billing.models import Invoice
 from billing.reports import CurrencyAgeing, CurrencyRevenue, receivables_ageing, revenue_report
 from tenancy.models import Organization

@@ -19,18 +19,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from billing.forecast import (
-    AGEING_BUCKETS,
-    ContractPlan,
-    MonthForecast,
-    SubscriptionPlan,
-    Timing,
-    UsageHistory,
-    ageing,
-    forecast,
-    metrics,
-    monthly_recurring,
-)
+from billing.forecast import ContractPlan, MonthForecast, SubscriptionPlan, Timing, UsageHistory, forecast
+from billing.metrics import AGEING_BUCKETS, ageing, metrics, monthly_recurring
 from billing.periods import Cycle, Schedule, boundary_after, boundary_on_or_before, period_containing
 from billing.proration import quantize
 

@@ -384,6 +384,7 @@ CELERY_BEAT_SCHEDULE = {
     # Every few seconds; a run stops after SMS_DISPATCH_SECONDS, and a tick left waiting in the queue expires.
     "sms-dispatch": {"task": "sms.tasks.dispatch_messages", "schedule": 5.0, "options": {"expires": 5.0}},
     "sms-purge-counters": {"task": "sms.tasks.purge_counters", "schedule": 3600.0},
+    "sms-tell-more-replies": {"task": "sms.tasks.tell_more_replies", "schedule": 300.0},
     "sms-settle-sent": {"task": "sms.tasks.settle_sent_messages", "schedule": 600.0},
     "notifications-retry-due": {"task": "notifications.tasks.retry_due", "schedule": 60.0},
     "tenancy-send-scheduled-reports": {"task": "tenancy.tasks.send_scheduled_reports", "schedule": 900.0},

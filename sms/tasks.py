@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from sms.models import SendCounter
 from sms.services.dispatch import dispatch
+from sms.services.reply_notices import replies_tell_more
 from sms.services.settle import settle_sent
 
 # A month's spending counter is needed for the whole month; every other window for a day at most.
@@ -40,6 +41,12 @@ def dispatch_messages() -> int:
 def settle_sent_messages() -> int:
     """Beat: ask the provider about messages whose final status never arrived."""
     return settle_sent()
+
+
+@shared_task
+def tell_more_replies() -> int:
+    """Beat: tell each organization how many more SMS replies came in each quarter of an hour just over."""
+    return replies_tell_more()
 
 
 @shared_task

@@ -177,6 +177,20 @@ def _notices(organization: Organization | None) -> Any:
     return Notice.objects.for_org(organization)
 
 
+def keys_used(event_type: str, wanted: Iterable[tuple[Any, str]]) -> set[tuple[Any, str]]:
+    """Which ``(organization id, key)`` pairs of ``wanted`` already have a notice of ``event_type`` (one query): a
+    caller about to build many keyed notices skips the ones made already instead of building each to be refused."""
+    pairs = set(wanted)
+    if not pairs:
+        return set()
+    found = Notice.objects.filter(
+        organization_id__in={organization for organization, _ in pairs},
+        event_type=event_type,
+        key__in={key for _, key in pairs},
+    ).values_list("organization_id", "key")
+    return {pair for pair in found if pair in pairs}
+
+
 def notify(
     *,
     organization: Organization | None,

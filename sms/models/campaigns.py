@@ -277,7 +277,12 @@ class InboundMessage(TenantModel):
 
     class Meta:
         ordering = ["-received_at"]
-        indexes = [models.Index(fields=["organization", "from_e164", "received_at"], name="inbound_from")]
+        indexes = [
+            models.Index(fields=["organization", "from_e164", "received_at"], name="inbound_from"),
+            # The replies page (an organization's, newest first) and the quarter-hourly count of replies.
+            models.Index(fields=["organization", "-received_at"], name="inbound_replies", condition=Q(kind="reply")),
+            models.Index(fields=["received_at"], name="inbound_replies_at", condition=Q(kind="reply")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_e164}: {self.body[:40]}"

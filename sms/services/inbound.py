@@ -9,9 +9,10 @@ this order, so a word on two lists counts as the safer one:
 - **opt-in** (START, UNSTOP, YES): the number comes off the list and the contact's consent is recorded again (source
   "sms reply", the keyword as its text); the answer confirms it.
 - **help** (HELP, INFO): the answer names the sender and how to reach them.
-- anything else, "stop please" included, is a **reply**: kept in the contact's timeline, and told to the
-  organization's people as they chose (``sms.reply_received``: by default owners, admins and managers, by email and
-  in the portal). It gets no answer.
+- anything else, "stop please" included, is a **reply**: kept in the contact's timeline and on the replies page, and
+  told to the organization's people as they chose (``sms.reply_received``: by default owners, admins and managers, by
+  email and in the portal), the first of each quarter of an hour at once and the others together
+  (``sms.services.reply_notices``). It gets no answer.
 
 Every message is stored once as an ``InboundMessage`` (unique ``provider_sid``), linked to the campaign whose message
 the contact last received. Twilio redelivers a webhook it got no answer to: the repeat gets the same answer and
@@ -24,7 +25,6 @@ import logging
 
 from django.db import IntegrityError, transaction
 
-from notifications.services import notify
 from sms.counters import sms_settings
 from sms.models import (
     Campaign,
@@ -39,6 +39,7 @@ from sms.models import (
 )
 from sms.phones import e164
 from sms.services.contacts import consent_record, consent_withdraw, dnc_add, dnc_remove
+from sms.services.reply_notices import reply_tell
 from tenancy.errors import ServiceValidationError
 from tenancy.models import Organization
 
@@ -77,7 +78,7 @@ def inbound_receive(*, sid: str, from_: str, to: str, body: str) -> str | None:
         campaign = _last_campaign(organization, contact, number)
         try:
             with transaction.atomic():
-                InboundMessage.objects.create(
+                message = InboundMessage.objects.create(
                     organization=organization,
                     contact=contact,
                     campaign=campaign,
@@ -98,7 +99,7 @@ def inbound_receive(*, sid: str, from_: str, to: str, body: str) -> str | None:
             if contact is not None:
                 consent_record(contact=contact, source=SOURCE, text=keyword)
         elif kind == InboundKind.REPLY:
-            _notify(organization, sid=sid, contact=contact, campaign=campaign, phone=phone, body=body, to=to)
+            reply_tell(organization, message=message)
     return answer(kind, settings, organization)
 
 
@@ -167,36 +168,3 @@ def _repeat(organization: Organization, settings: SmsSettings, sid: str) -> str 
         logger.warning("inbound sms %s repeated for another organization", sid)
         return None
     return answer(first.kind, settings, organization)
-
-
-def _notify(
-    organization: Organization,
-    *,
-    sid: str,
-    contact: Contact | None,
-    campaign: Campaign | None,
-    phone: str,
-    body: str,
-    to: str,
-) -> None:
-    """Tell the organization's people about a reply (``sms.reply_received``) on the channels each chose: by default
-    owners, admins and managers by email (``email/sms_reply``) and in the portal. Once per message."""
-    sender = contact.name if contact is not None and contact.name else phone
-    notify(
-        organization=organization,
-        event_type="sms.reply_received",
-        template="sms_reply",
-        key=f"sms-reply:{sid}",
-        context={
-            "title": f"SMS reply from {sender}"[:200],
-            "message": body[:500],
-            "url": f"/messaging/contacts/{contact.pk}/" if contact is not None else "/messaging/contacts/",
-            "organization_name": organization.display_name,
-            "sender": sender,
-            "phone": phone,
-            "to": to,
-            "body": body,
-            "campaign": campaign.name if campaign is not None else "",
-            "known_contact": contact is not None,
-        },
-    )

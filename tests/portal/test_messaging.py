@@ -120,6 +120,7 @@ PAGES = [
     "/messaging/contacts/",
     "/messaging/contacts/new/",
     "/messaging/contacts/import/",
+    "/messaging/replies/",
     "/messaging/dnc/",
     "/messaging/templates/",
     "/messaging/templates/new/",

@@ -317,8 +317,10 @@ def test_a_reply_is_told_as_each_person_chose(client, number, acme, ann, manager
     mia = User.objects.get(email="mia@acme.test")
     preferences_update(organization=acme, user=mia, choices={"sms.reply_received": {"in_app"}})
     with django_capture_on_commit_callbacks(execute=True):
-        text(client, "Still on?")
-        text(client, "Still on?", sid="SM" + "8" * 32)  # a second message is told too
+        with time_machine.travel(NOW, tick=False):
+            text(client, "Still on?")
+        with time_machine.travel(NOW + timedelta(minutes=15), tick=False):  # the next quarter: told at once too
+            text(client, "Still on?", sid="SM" + "8" * 32)
     assert sorted(to for sent in mail.outbox for to in sent.to) == ["adam@acme.test"] * 2 + ["alice@acme.test"] * 2
     notes = Notification.objects.filter(user=mia, event_type="sms.reply_received")
     assert [(note.title, note.body, note.url) for note in notes] == [

@@ -110,6 +110,19 @@ EVENT_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
         {"phone": "+61412345678", "reason": "stop_keyword"},
     ),
     "contact.opted_in": ("A contact opted back in to SMS.", {"phone": "+61412345678"}),
+    "contact.replied": (
+        "Someone texted one of the organization's numbers something other than an opt-out, opt-in or help keyword "
+        "(contact and campaign are null when the number is no contact's, or they got no campaign message).",
+        {
+            "id": 5123,
+            "phone": "+61412345678",
+            "to": "+61480000001",
+            "body": "Is the offer still on?",
+            "contact": "4b3a2918-0716-4f5e-8d4c-3b2a19180716",
+            "campaign": "7d6c5b4a-3928-4716-a5b4-c3d2e1f0a9b8",
+            "received_at": "2026-11-21T09:14:03Z",
+        },
+    ),
 }
 PING = "webhook.ping"  # sent by the endpoint's "test" action only; never published
 

@@ -25,6 +25,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from events.services import publish
 from sms.counters import sms_settings
 from sms.models import (
     Campaign,
@@ -99,6 +100,19 @@ def inbound_receive(*, sid: str, from_: str, to: str, body: str) -> str | None:
             if contact is not None:
                 consent_record(contact=contact, source=SOURCE, text=keyword)
         elif kind == InboundKind.REPLY:
+            publish(
+                organization,
+                "contact.replied",
+                {
+                    "id": message.pk,
+                    "phone": phone,
+                    "to": to,
+                    "body": body,
+                    "contact": str(contact.pk) if contact is not None else None,
+                    "campaign": str(campaign.pk) if campaign is not None else None,
+                    "received_at": message.received_at,
+                },
+            )
             reply_tell(organization, message=message)
     return answer(kind, settings, organization)
 

@@ -328,6 +328,25 @@ def test_a_reply_is_told_as_each_person_chose(client, number, acme, ann, manager
     ] * 2
 
 
+def test_a_reply_is_published_for_partner_webhooks_and_a_keyword_is_not(client, number, acme, ann):
+    from events.models import Event
+
+    spring = send_job(acme, ann, "Spring", JobState.DELIVERED, NOW - timedelta(days=1), number=number)
+    with time_machine.travel(NOW, tick=False):
+        text(client, "Still on?")
+        text(client, "Who is this?", from_="+61412000999")
+        text(client, "HELP")
+        text(client, "STOP")
+    first, second = InboundMessage.objects.for_org(acme).filter(kind=InboundKind.REPLY).order_by("id")
+    published = Event.objects.filter(organization=acme, type="contact.replied")
+    assert sorted((event.payload for event in published), key=lambda payload: payload["id"]) == [
+        {"id": first.pk, "phone": ANN, "to": ACME_NUMBER, "body": "Still on?", "contact": str(ann.pk),
+         "campaign": str(spring.pk), "received_at": "2026-03-02T09:00:00Z"},
+        {"id": second.pk, "phone": "+61412000999", "to": ACME_NUMBER, "body": "Who is this?", "contact": None,
+         "campaign": None, "received_at": "2026-03-02T09:00:00Z"},
+    ]  # fmt: skip
+
+
 def test_a_reply_is_linked_to_the_last_campaign_from_the_number_it_came_to(client, number, acme, ann):
     other = SendingNumber.objects.create(organization=acme, phone_e164="+61480000002", warmup_start=date(2026, 1, 1))
     winter = send_job(acme, ann, "Winter", JobState.DELIVERED, NOW - timedelta(days=30), number=number)

@@ -73,14 +73,16 @@ CAMPAIGN_ID = OpenApiParameter("pk", OpenApiTypes.UUID, OpenApiParameter.PATH, d
 MESSAGE_ID = OpenApiParameter("pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="The message's id.")
 
 
-def _choice(params: Any, name: str, choices: list[str]) -> str:
+def choice_filter(params: Any, name: str, choices: list[str]) -> str:
+    """The query parameter ``name`` if it is one of ``choices``, "" when absent; a 400 naming it otherwise."""
     value = params.get(name, "")
     if value and value not in choices:
         raise exceptions.ValidationError({name: [f"Must be one of {', '.join(choices)}."]})
     return str(value)
 
 
-def _uuid_filter(params: Any, name: str) -> str:
+def uuid_filter(params: Any, name: str) -> str:
+    """The query parameter ``name`` as an id, "" when absent; a 400 naming it when it is not an id."""
     value = params.get(name, "")
     if value:
         try:
@@ -232,7 +234,7 @@ class CampaignListView(CampaignAPIView, generics.GenericAPIView[Campaign]):
     )
     def get(self, request: Request) -> Response:
         campaigns = self.campaigns()
-        if wanted := _choice(request.query_params, "status", CampaignStatus.values):
+        if wanted := choice_filter(request.query_params, "status", CampaignStatus.values):
             campaigns = campaigns.filter(status=wanted)
         page = self.paginate_queryset(campaigns) or []
         return self.get_paginated_response(represent_many(CampaignSerializer, page))
@@ -367,11 +369,11 @@ class MessageListView(MessageAPIView, generics.GenericAPIView[SendJob]):
     def get(self, request: Request) -> Response:
         params = request.query_params
         jobs = self.messages()
-        if campaign := _uuid_filter(params, "campaign"):
+        if campaign := uuid_filter(params, "campaign"):
             jobs = jobs.filter(campaign_id=campaign)
-        if contact := _uuid_filter(params, "contact"):
+        if contact := uuid_filter(params, "contact"):
             jobs = jobs.filter(contact_id=contact)
-        if state := _choice(params, "state", JobState.values):
+        if state := choice_filter(params, "state", JobState.values):
             jobs = jobs.filter(state=state)
         page = self.paginate_queryset(jobs) or []
         return self.get_paginated_response(represent_many(MessageSerializer, page))

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from sms import api, api_campaigns
+from sms import api, api_campaigns, api_inbound
 
 urlpatterns = [
     re_path(r"^sms/contacts/?$", api.contact_list_view, name="api-sms-contact-list"),
@@ -30,4 +30,6 @@ urlpatterns = [
     re_path(r"^sms/messages/?$", api_campaigns.message_list_view, name="api-sms-message-list"),
     re_path(r"^sms/messages/(?P<pk>[^/]+)/?$", api_campaigns.message_detail_view, name="api-sms-message-detail"),
     re_path(r"^sms/kill-switch/?$", api_campaigns.kill_switch_view, name="api-sms-kill-switch"),
+    re_path(r"^sms/inbound/?$", api_inbound.inbound_list_view, name="api-sms-inbound-list"),
+    re_path(r"^sms/inbound/(?P<pk>[^/]+)/?$", api_inbound.inbound_detail_view, name="api-sms-inbound-detail"),
 ]

@@ -55,7 +55,17 @@ from events.models import Event, WebhookDelivery, WebhookEndpoint
 from events.webhooks import endpoint_create
 from notifications.models import Notice, Notification
 from portal.views.messaging_contacts import IMPORTS_KEY
-from sms.models import Campaign, CampaignStatus, Contact, DoNotContact, SendingNumber, SendJob, Template
+from sms.models import (
+    Campaign,
+    CampaignStatus,
+    Contact,
+    DoNotContact,
+    InboundKind,
+    InboundMessage,
+    SendingNumber,
+    SendJob,
+    Template,
+)
 from sms.services.campaigns import campaign_create, template_create
 from sms.services.contacts import contact_create, dnc_add
 from tenancy.models import Membership, Organization, Partner, Role, User
@@ -396,6 +406,15 @@ def message_targets(world: World, org: Organization) -> list[Target]:
     return [Target({"pk": str(job.pk)}, [job, found])]
 
 
+def inbound_targets(world: World, org: Organization) -> list[Target]:
+    sender = contact(org)
+    message = InboundMessage.objects.create(
+        organization=org, contact=sender, provider_sid=f"SM{serial():032d}", from_e164=sender.phone_e164,
+        to_e164=phone(), body="Is payday moved?", kind=InboundKind.REPLY,
+    )  # fmt: skip
+    return [Target({"pk": str(message.pk)}, [message])]
+
+
 def import_targets(world: World, org: Organization) -> list[Target]:
     """A preview kept in the acting person's own session but made in ``org``, and one in carol's session."""
     token = secrets.token_urlsafe(24)
@@ -512,6 +531,7 @@ ISOLATED: dict[str, Entry] = {
     **entries(campaign_targets(CampaignStatus.RUNNING), ["api-sms-campaign-pause", "api-sms-campaign-stats"]),
     **entries(campaign_targets(CampaignStatus.PAUSED), ["api-sms-campaign-resume"]),
     **entries(message_targets, ["api-sms-message-detail"]),
+    **entries(inbound_targets, ["api-sms-inbound-detail"]),
     **entries(webhook_targets("pk"), ["api-webhook-detail", "api-webhook-rotate-secret", "api-webhook-test",
                                       "api-webhook-deliveries"], {"description": "Hijacked"}),
     **entries(delivery_targets("pk", "delivery"), ["api-webhook-redeliver"]),

@@ -74,7 +74,7 @@ def campaign_stats(campaign: Campaign) -> dict[str, Any]:
             "gates": {"kill_switch": 0, "budget_cap": 0, "dnc": 2, "no_consent": 0, "suppression": 1,
                       "quiet_hours": 12, "rate_limit": 0, "warmup": 0},
             "cost": "4.73",  "currency": "AUD",
-            "delivery_rate": 0.7,  "ctr_human": 0.2857,  "ctr_all": 0.4286,  "opt_outs": 1,
+            "delivery_rate": 0.7,  "ctr_human": 0.2857,  "ctr_all": 0.4286,  "opt_outs": 1,  "replies": 3,
         }
 
     - ``counts``: the campaign's send jobs per state; every state is present, 0 when none is in it.
@@ -90,7 +90,8 @@ def campaign_stats(campaign: Campaign) -> dict[str, Any]:
       DELIVERED; ``ctr_all``: the jobs whose link got any click, bots included, divided by DELIVERED. None while
       nothing is delivered. A click counts even when the carrier never confirmed the delivery, so with missing
       receipts a rate can exceed 1.
-    - ``opt_outs``: opt-out replies attributed to this campaign.
+    - ``opt_outs``: opt-out replies attributed to this campaign; ``replies``: the other replies attributed to it
+      (keywords such as HELP are neither).
 
     Rates are floats rounded to four decimals (0.2857 is 28.57 %).
     """
@@ -112,8 +113,13 @@ def campaign_stats(campaign: Campaign) -> dict[str, Any]:
             any=Count("link__job", distinct=True), human=Count("link__job", distinct=True, filter=Q(is_bot=False))
         )
     )
-    opt_outs = (
-        InboundMessage.objects.for_org(organization_id).filter(campaign=campaign, kind=InboundKind.OPT_OUT).count()
+    answered = (
+        InboundMessage.objects.for_org(organization_id)
+        .filter(campaign=campaign)
+        .aggregate(
+            opt_outs=Count("pk", filter=Q(kind=InboundKind.OPT_OUT)),
+            replies=Count("pk", filter=Q(kind=InboundKind.REPLY)),
+        )
     )
     delivered = counts[JobState.DELIVERED]
     handed_over = counts[JobState.SENT] + delivered + counts[JobState.FAILED]
@@ -125,7 +131,8 @@ def campaign_stats(campaign: Campaign) -> dict[str, Any]:
         "delivery_rate": _ratio(delivered, handed_over),
         "ctr_human": _ratio(int(clicked["human"] or 0), delivered),
         "ctr_all": _ratio(int(clicked["any"] or 0), delivered),
-        "opt_outs": opt_outs,
+        "opt_outs": int(answered["opt_outs"] or 0),
+        "replies": int(answered["replies"] or 0),
     }
 
 

@@ -269,7 +269,8 @@ class CampaignStatsSerializer(serializers.Serializer[Any]):
     delivery_rate = serializers.FloatField(allow_null=True, help_text="DELIVERED / (SENT + DELIVERED + FAILED).")
     ctr_human = serializers.FloatField(allow_null=True, help_text="Jobs clicked by a person / DELIVERED.")
     ctr_all = serializers.FloatField(allow_null=True, help_text="Jobs clicked at all, bots included / DELIVERED.")
-    opt_outs = serializers.IntegerField()
+    opt_outs = serializers.IntegerField(help_text="Opt-out keywords (STOP) attributed to the campaign.")
+    replies = serializers.IntegerField(help_text="Other replies attributed to the campaign (GET /api/sms/inbound/).")
 
 
 class MessageSerializer(serializers.ModelSerializer[SendJob]):

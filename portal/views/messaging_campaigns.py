@@ -309,6 +309,7 @@ def analytics(stats: dict[str, Any]) -> dict[str, Any]:
         "ctr_human": percent(stats.get("ctr_human")),
         "ctr_all": percent(stats.get("ctr_all")),
         "opt_outs": stats.get("opt_outs", 0),
+        "replies": stats.get("replies", 0),
     }
 
 

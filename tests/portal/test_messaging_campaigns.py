@@ -394,6 +394,10 @@ def results(acme: Organization, campaign: Campaign, number: SendingNumber) -> Ca
         organization=acme, contact=jobs[2].contact, campaign=campaign, provider_sid="SM-stop", from_e164="+61413000002",
         to_e164=number.phone_e164, body="STOP", kind=InboundKind.OPT_OUT,
     )  # fmt: skip
+    InboundMessage.objects.create(
+        organization=acme, contact=jobs[3].contact, campaign=campaign, provider_sid="SM-re", from_e164="+61413000003",
+        to_e164=number.phone_e164, body="Still on?", kind=InboundKind.REPLY,
+    )  # fmt: skip
     CampaignGateCount.objects.create(campaign=campaign, gate="dnc", count=1)
     CampaignGateCount.objects.create(campaign=campaign, gate="quiet_hours", count=4)
     return campaign
@@ -430,6 +434,8 @@ def test_the_campaign_page_shows_its_analytics_with_charts(client_for, acme, ali
         "ctr_all": "66.7 %",
         "opt_outs": "1",
     }
+    replies = body.split('data-stat="replies">')[1].split("</dd>")[0]
+    assert replies == f'<a href="/messaging/replies/?campaign={results.pk}">1</a>'
     assert 'style="width: 50.0%"' in body  # the delivered bar
     assert "Acme Deals: Hi Sam, sale at" in body  # its template as sent
     assert f'href="/messaging/campaigns/{results.pk}/export.csv"' in body

@@ -128,7 +128,7 @@ def test_stats_are_exact(acme, spring, summer, django_assert_max_num_queries):
     other = Jobs(summer, series=2)
     other.add(JobState.DELIVERED, "9.9999", clicks=(False,))
 
-    with django_assert_max_num_queries(5):  # jobs, gates, clicks, opt-outs, the organization's currency
+    with django_assert_max_num_queries(5):  # jobs, gates, clicks, opt-outs and replies, the organization's currency
         stats = campaign_stats(spring)
     assert stats == {
         "counts": {"QUEUED": 1, "SENDING": 1, "SENT": 2, "DELIVERED": 4, "FAILED": 1, "SKIPPED": 1},
@@ -140,6 +140,7 @@ def test_stats_are_exact(acme, spring, summer, django_assert_max_num_queries):
         "ctr_human": 0.5,  # people clicked 2 jobs' links (one of them still SENT) / 4 delivered
         "ctr_all": 0.75,  # 3 jobs' links got any click / 4 delivered
         "opt_outs": 2,
+        "replies": 1,
     }
 
 
@@ -162,6 +163,7 @@ def test_a_campaign_without_jobs_has_zeros_and_no_rates(globex, spring):
         "ctr_human": None,
         "ctr_all": None,
         "opt_outs": 0,
+        "replies": 0,
     }
     theirs = campaign_of(globex, "Globex", "+15550000001")
     assert campaign_stats(theirs)["currency"] == "USD"
@@ -210,6 +212,7 @@ def test_the_stats_endpoint_answers_the_selectors_figures(acme_key, spring, bob,
         "ctr_human": 1.0,
         "ctr_all": 1.0,
         "opt_outs": 0,
+        "replies": 0,
     }
     assert session(bob).get(f"/api/sms/campaigns/{spring.pk}/stats/").status_code == 403
     _, no_sms = api_key_for(organization=acme, scopes=("read",))

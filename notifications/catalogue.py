@@ -154,7 +154,12 @@ _TYPES = [
         ALWAYS_EMAILED,
     ),
     EventType("sms.budget_alert", "SMS budget alert", MESSAGING, "Messaging spent 80 % of its budget."),
-    EventType("sms.reply_received", "SMS reply", MESSAGING, "A contact replied to a message."),
+    EventType(
+        "sms.reply_received",
+        "SMS reply",
+        MESSAGING,
+        "A contact replied to a message: the first reply of each quarter of an hour at once, the others together.",
+    ),
     EventType("platform.incident", "Service incident", PLATFORM, "An outage or degradation of the service."),
     EventType("platform.maintenance", "Planned maintenance", PLATFORM, "Work planned on the service."),
     EventType(

@@ -31,7 +31,16 @@ from portal.access import MemberRequest
 from portal.forms import add_service_error, service_error_messages
 from portal.messaging_forms import KillSwitchForm, SettingsForm
 from sms.counters import Budget, budget, sms_settings
-from sms.models import Campaign, CampaignStatus, Contact, DoNotContact, SendingNumber, SmsSettings
+from sms.models import (
+    Campaign,
+    CampaignStatus,
+    Contact,
+    DoNotContact,
+    InboundKind,
+    InboundMessage,
+    SendingNumber,
+    SmsSettings,
+)
 from sms.selectors import numbers_today
 from sms.services.campaigns import LAUNCH_ROLES
 from sms.services.controls import kill_switch_set, settings_update
@@ -42,6 +51,7 @@ from tenancy.models import Organization
 SERVICE_ERRORS = (ValidationError, ConflictError, PermissionDenied)
 PAGE_SIZE = 25
 RECENT_CAMPAIGNS = 5
+RECENT_REPLIES = 3
 
 View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
@@ -165,6 +175,12 @@ def _render_overview(
         "budget_lines": budget_lines(spending),
         "campaign_counts": [(status, label, by_status.get(status, 0)) for status, label in CampaignStatus.choices],
         "recent_campaigns": recent,
+        "recent_replies": list(
+            InboundMessage.objects.for_org(org)
+            .filter(kind=InboundKind.REPLY)
+            .select_related("contact")
+            .order_by("-received_at", "-id")[:RECENT_REPLIES]
+        ),
         "contact_count": Contact.objects.for_org(org).count(),
         "dnc_count": DoNotContact.objects.for_org(org).count(),
         "kill_form": kill_form or KillSwitchForm(initial={"enabled": "off" if settings.kill_switch else "on"}),

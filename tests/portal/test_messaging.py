@@ -218,6 +218,26 @@ def test_overview_lists_campaigns_at_a_glance(client_for, acme, alice, frozen):
     assert [campaign.name for campaign in response.context["recent_campaigns"]] == [
         f"Spring {index}" for index in (6, 5, 4, 3, 2)
     ]
+    assert "No replies yet." in text_of(response)
+
+
+def test_overview_shows_the_latest_replies(client_for, acme, alice, ann, globex, globex_things):
+    for n, body in enumerate(["First", "STOP", "Second <b>bold</b>", "Third", "Fourth"]):
+        kind = InboundKind.OPT_OUT if body == "STOP" else InboundKind.REPLY
+        for organization in (acme, globex):
+            InboundMessage.objects.create(
+                organization=organization, contact=ann if organization == acme else None,
+                provider_sid=f"SM{n}{organization.slug}", from_e164="+61412345678", to_e164="+61400000001",
+                body=f"{organization.name}: {body}", kind=kind, received_at=NOW + timedelta(minutes=n),
+            )  # fmt: skip
+    response = client_for(alice).get("/messaging/")
+    assert [reply.body for reply in response.context["recent_replies"]] == [
+        "Acme Pty Ltd: Fourth", "Acme Pty Ltd: Third", "Acme Pty Ltd: Second <b>bold</b>",
+    ]  # fmt: skip
+    page = text_of(response)
+    assert "Second &lt;b&gt;bold&lt;/b&gt;" in page and f'href="/messaging/contacts/{ann.pk}/"' in page
+    assert 'href="/messaging/replies/"' in page
+    assert_nothing_of_globex(response)
 
 
 # -- the kill switch ------------------------------------------------------------------------------------------------

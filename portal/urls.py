@@ -117,6 +117,7 @@ urlpatterns = [
         name="messaging_contact_dnc",
     ),
     path("messaging/replies/", messaging_replies.messaging_replies, name="messaging_replies"),
+    path("messaging/replies/export.csv", messaging_replies.messaging_replies_export, name="messaging_replies_export"),
     path("messaging/dnc/", messaging_contacts.messaging_dnc, name="messaging_dnc"),
     path("messaging/dnc/<int:entry_id>/remove/", messaging_contacts.messaging_dnc_remove, name="messaging_dnc_remove"),
     path("messaging/templates/", messaging_campaigns.messaging_templates, name="messaging_templates"),

@@ -211,6 +211,37 @@ def campaign_csv(campaign: Campaign, chunk_size: int = 2000) -> Iterator[str]:
         yield writer.writerow([neutralise(cell) for cell in row])
 
 
+REPLY_CSV_COLUMNS = ("received_at", "phone", "name", "campaign", "body")
+
+
+def replies_csv(organization: Organization, campaign: Campaign | None = None, chunk_size: int = 2000) -> Iterator[str]:
+    """The organization's SMS replies (keywords left out), or those to ``campaign``, as CSV, newest first, the
+    header first: ``received_at, phone, name, campaign, body``. ``received_at`` is ISO 8601 in the organization's
+    zone; ``name`` is empty when the number is no contact's, ``campaign`` when the reply came to none. Every cell
+    goes through :func:`neutralise`. A generator reading ``chunk_size`` replies at a time, for a
+    ``StreamingHttpResponse``."""
+    zone = ZoneInfo(organization.timezone)
+    replies = (
+        InboundMessage.objects.for_org(organization)
+        .filter(kind=InboundKind.REPLY)
+        .select_related("contact", "campaign")
+        .order_by("-received_at", "-id")
+    )
+    if campaign is not None:
+        replies = replies.filter(campaign=campaign)
+    writer = csv.writer(_Echo())
+    yield writer.writerow(REPLY_CSV_COLUMNS)
+    for reply in replies.iterator(chunk_size=chunk_size):
+        row = (
+            _when(reply.received_at, zone),
+            reply.from_e164,
+            reply.contact.name if reply.contact is not None else "",
+            reply.campaign.name if reply.campaign is not None else "",
+            reply.body,
+        )
+        yield writer.writerow([neutralise(cell) for cell in row])
+
+
 # -- budget ------------------------------------------------------------------------------------------------------
 
 

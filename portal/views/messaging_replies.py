@@ -8,15 +8,30 @@ import uuid
 
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from portal.access import MemberRequest
 from portal.views.messaging import PAGE_SIZE, messaging_page, org_of
 from sms.models import Campaign, InboundKind, InboundMessage
+from sms.selectors import replies_csv
 
 CAMPAIGNS_OFFERED = 200  # the newest campaigns with replies, in the filter
+
+
+def _chosen_campaign(request: MemberRequest) -> Campaign | None:
+    """The campaign ``?campaign=`` names, None without one; 404 for one the organization does not have."""
+    wanted = request.GET.get("campaign", "").strip()
+    if not wanted:
+        return None
+    try:
+        chosen = Campaign.objects.for_org(org_of(request)).filter(pk=uuid.UUID(wanted)).first()
+    except ValueError:
+        chosen = None
+    if chosen is None:
+        raise Http404("No such campaign.")
+    return chosen
 
 
 @require_safe
@@ -29,15 +44,8 @@ def messaging_replies(request: MemberRequest) -> HttpResponse:
         .select_related("contact", "campaign")
         .order_by("-received_at", "-id")
     )
-    chosen = None
-    wanted = request.GET.get("campaign", "").strip()
-    if wanted:
-        try:
-            chosen = Campaign.objects.for_org(org).filter(pk=uuid.UUID(wanted)).first()
-        except ValueError:
-            chosen = None
-        if chosen is None:
-            raise Http404("No such campaign.")
+    chosen = _chosen_campaign(request)
+    if chosen is not None:
         replies = replies.filter(campaign=chosen)
     # Queries: the count, one page of replies (with contact and campaign), the campaigns that have replies.
     page = Paginator(replies, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -50,3 +58,15 @@ def messaging_replies(request: MemberRequest) -> HttpResponse:
     )
     context = {"page": page, "campaigns": list(campaigns), "chosen": chosen}
     return render(request, "portal/messaging/replies.html", context)
+
+
+@require_safe
+@messaging_page
+def messaging_replies_export(request: MemberRequest) -> StreamingHttpResponse:
+    """The replies (of ``?campaign=`` only, if given) as CSV, streamed however many there are."""
+    org = org_of(request)
+    chosen = _chosen_campaign(request)
+    response = StreamingHttpResponse(replies_csv(org, chosen), content_type="text/csv; charset=utf-8")
+    name = f"replies-{chosen.pk}.csv" if chosen is not None else "replies.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

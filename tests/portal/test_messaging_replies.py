@@ -1,8 +1,10 @@
-"""The replies page: what contacts texted back, newest first, from every campaign or one; keywords are not replies;
-another organization's replies and campaigns never show, and its campaign is a 404."""
+"""The replies page: what contacts texted back, newest first, from every campaign or one, and as CSV; keywords are
+not replies; another organization's replies and campaigns never show, and its campaign is a 404."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -94,3 +96,26 @@ def test_the_page_costs_the_same_queries_however_many_replies(client_for, alice,
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/messaging/replies/").status_code == 200
     assert len(queries) == 3  # the count, one page with contacts and campaigns, the campaigns offered
+
+
+@pytest.mark.isolation("portal:messaging_replies_export")
+def test_replies_download_as_csv_with_formulas_neutralised(client_for, alice, acme, acme_replies, globex_campaign):
+    inbound(acme, '=HYPERLINK("https://evil.test","Click")', at=AT + timedelta(minutes=9), from_e164="+61412777666")
+    client = client_for(alice)
+    response = client.get("/messaging/replies/export.csv")
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="replies.csv"'
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows == [
+        ["received_at", "phone", "name", "campaign", "body"],
+        ["2026-11-10T09:39:00+11:00", "'+61412777666", "", "", '\'=HYPERLINK("https://evil.test","Click")'],
+        ["2026-11-10T09:35:00+11:00", "'+61412999888", "", "Winter", "Who is this?"],
+        ["2026-11-10T09:30:00+11:00", "'+61412345678", "Ann Lee", "Spring", "Is it still on?"],
+    ]
+    spring = client.get(f"/messaging/replies/export.csv?campaign={acme_replies['spring'].pk}")
+    assert spring["Content-Disposition"] == f'attachment; filename="replies-{acme_replies["spring"].pk}.csv"'
+    assert b"".join(spring.streaming_content).decode().splitlines()[1:] == [
+        "2026-11-10T09:30:00+11:00,'+61412345678,Ann Lee,Spring,Is it still on?"
+    ]
+    assert client.get(f"/messaging/replies/export.csv?campaign={globex_campaign.pk}").status_code == 404
+    assert 'href="/messaging/replies/export.csv"' in client.get("/messaging/replies/").content.decode()

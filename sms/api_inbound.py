@@ -1,6 +1,6 @@
 """What contacts text to an organization's numbers, in the partner API: ``GET /api/sms/inbound/`` (newest first;
-filters ``kind``, ``campaign``, ``contact``) and ``GET /api/sms/inbound/{id}/``. Replies are also pushed to webhooks
-as ``contact.replied``.
+filters ``kind``, ``campaign``, ``contact``, ``since``) and ``GET /api/sms/inbound/{id}/``. Replies are also pushed
+to webhooks as ``contact.replied``.
 
 Access is ``sms.api.SmsAPIView``'s: API keys need ``read`` + ``sms:read``; people must be owners, admins or managers
 of the organization (or its partner's admin). Another organization's message is 404, as is a malformed id.
@@ -8,9 +8,12 @@ of the organization (or its partner's admin). Another organization's message is 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, serializers
@@ -31,7 +34,28 @@ INBOUND_FILTERS = [
     ),
     OpenApiParameter("campaign", OpenApiTypes.UUID, description="Only what came back to this campaign's messages."),
     OpenApiParameter("contact", OpenApiTypes.UUID, description="Only what this contact sent."),
+    OpenApiParameter(
+        "since", OpenApiTypes.DATETIME,
+        description="Only what arrived at or after this time (ISO 8601 with its offset; encode a + as %2B). To "
+        "poll, pass the received_at of the newest message seen and skip the ids already seen.",
+    ),
 ]  # fmt: skip
+
+
+def since_filter(params: Any, name: str) -> datetime | None:
+    """The query parameter ``name`` as an aware time, None when absent; a 400 naming it otherwise."""
+    value = str(params.get(name, "")).strip()
+    if not value:
+        return None
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or timezone.is_naive(parsed):
+        raise exceptions.ValidationError(
+            {name: ["Give an ISO 8601 time with its offset, such as 2026-11-21T09:00:00Z."]}
+        )
+    return parsed
 
 
 class InboundMessageSerializer(serializers.ModelSerializer[InboundMessage]):
@@ -72,6 +96,8 @@ class InboundListView(InboundAPIView, generics.GenericAPIView[InboundMessage]):
             messages = messages.filter(campaign_id=campaign)
         if contact := uuid_filter(params, "contact"):
             messages = messages.filter(contact_id=contact)
+        if (since := since_filter(params, "since")) is not None:
+            messages = messages.filter(received_at__gte=since)
         page = self.paginate_queryset(messages) or []
         return self.get_paginated_response(represent_many(InboundMessageSerializer, page))
 

@@ -77,6 +77,7 @@ def reply_tell(organization: Organization, *, message: InboundMessage) -> None:
             "body": message.body,
             "campaign": campaign.name if campaign is not None else "",
             "known_contact": contact is not None,
+            "replies_link": absolute_url(REPLIES_URL),
         },
     )
 

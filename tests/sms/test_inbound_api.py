@@ -84,7 +84,12 @@ def test_inbound_messages_are_filtered_and_a_bad_filter_is_named(acme_key, acme_
     assert bodies("kind=opt_out") == ["STOP"]
     assert bodies(f"campaign={acme_inbound['spring'].pk}") == ["Still on?"]
     assert bodies(f"contact={acme_inbound['ann'].pk}") == ["STOP", "Still on?"]
-    for query, field in (("kind=shout", "kind"), ("campaign=x", "campaign"), ("contact=12", "contact")):
+    assert bodies("since=2026-03-02T09:05:00Z") == ["STOP", "Who is this?"]  # at or after
+    assert bodies("since=2026-03-02T20:05:01%2B11:00") == ["STOP"]
+    for query, field in (
+        ("kind=shout", "kind"), ("campaign=x", "campaign"), ("contact=12", "contact"),
+        ("since=yesterday", "since"), ("since=2026-03-02T09:05:00", "since"), ("since=2026-13-02T09:05:00Z", "since"),
+    ):  # fmt: skip
         refused = acme_key.get(f"/api/sms/inbound/?{query}")
         assert refused.status_code == 400 and field in refused.json(), refused.json()
 

@@ -72,6 +72,7 @@ def take_emails() -> list[tuple[str, str]]:
 
 def test_the_first_reply_of_a_quarter_is_told_at_once_and_the_others_together_when_it_is_over(alice):
     reply(NOW + timedelta(minutes=1), "Still on?")
+    assert "Every reply is on the replies page: http://127.0.0.1:8000/messaging/replies/" in mail.outbox[0].body
     assert take_emails() == [(to, "SMS reply from Ann Lee") for to in MANAGERS]
 
     reply(NOW + timedelta(minutes=5), "Hello?")

@@ -214,6 +214,18 @@ def campaign_csv(campaign: Campaign, chunk_size: int = 2000) -> Iterator[str]:
 REPLY_CSV_COLUMNS = ("received_at", "phone", "name", "campaign", "body")
 
 
+def replies_of(organization: Organization, campaign: Campaign | None = None) -> QuerySet[InboundMessage]:
+    """The organization's SMS replies (keywords left out), or those to ``campaign``, newest first, with their contact
+    and campaign."""
+    replies = (
+        InboundMessage.objects.for_org(organization)
+        .filter(kind=InboundKind.REPLY)
+        .select_related("contact", "campaign")
+        .order_by("-received_at", "-id")
+    )
+    return replies if campaign is None else replies.filter(campaign=campaign)
+
+
 def replies_csv(organization: Organization, campaign: Campaign | None = None, chunk_size: int = 2000) -> Iterator[str]:
     """The organization's SMS replies (keywords left out), or those to ``campaign``, as CSV, newest first, the
     header first: ``received_at, phone, name, campaign, body``. ``received_at`` is ISO 8601 in the organization's
@@ -221,14 +233,7 @@ def replies_csv(organization: Organization, campaign: Campaign | None = None, ch
     goes through :func:`neutralise`. A generator reading ``chunk_size`` replies at a time, for a
     ``StreamingHttpResponse``."""
     zone = ZoneInfo(organization.timezone)
-    replies = (
-        InboundMessage.objects.for_org(organization)
-        .filter(kind=InboundKind.REPLY)
-        .select_related("contact", "campaign")
-        .order_by("-received_at", "-id")
-    )
-    if campaign is not None:
-        replies = replies.filter(campaign=campaign)
+    replies = replies_of(organization, campaign)
     writer = csv.writer(_Echo())
     yield writer.writerow(REPLY_CSV_COLUMNS)
     for reply in replies.iterator(chunk_size=chunk_size):

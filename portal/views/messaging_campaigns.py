@@ -176,7 +176,8 @@ def messaging_template_preview(request: MemberRequest) -> HttpResponse:
 # -- campaigns ------------------------------------------------------------------------------------------------------
 
 
-def _campaign_or_404(request: MemberRequest, campaign_id: Any) -> Campaign:
+def campaign_or_404(request: MemberRequest, campaign_id: Any) -> Campaign:
+    """The organization's campaign ``campaign_id`` (a UUID), or 404."""
     campaign = Campaign.objects.for_org(org_of(request)).filter(pk=campaign_id).first()
     if campaign is None:
         raise Http404("No such campaign.")
@@ -316,7 +317,7 @@ def analytics(stats: dict[str, Any]) -> dict[str, Any]:
 @require_safe
 @messaging_page
 def messaging_campaign(request: MemberRequest, campaign_id: Any) -> HttpResponse:
-    campaign = _campaign_or_404(request, campaign_id)
+    campaign = campaign_or_404(request, campaign_id)
     templates = [link.template for link in campaign.template_links.select_related("template").order_by("position")]
     numbers = [link.number for link in campaign.number_links.select_related("number").order_by("number__phone_e164")]
     sender = _sender(org_of(request))
@@ -335,7 +336,7 @@ def messaging_campaign(request: MemberRequest, campaign_id: Any) -> HttpResponse
 @messaging_page
 def messaging_campaign_action(request: MemberRequest, campaign_id: Any) -> HttpResponse:
     """Launch, pause, resume or cancel, as the buttons of the campaign page ask."""
-    campaign = _campaign_or_404(request, campaign_id)
+    campaign = campaign_or_404(request, campaign_id)
     action = request.POST.get("action", "")
     url = _campaign_url(campaign)
     try:
@@ -361,7 +362,7 @@ def messaging_campaign_action(request: MemberRequest, campaign_id: Any) -> HttpR
 @require_safe
 @messaging_page
 def messaging_campaign_export(request: MemberRequest, campaign_id: Any) -> StreamingHttpResponse:
-    campaign = _campaign_or_404(request, campaign_id)
+    campaign = campaign_or_404(request, campaign_id)
     response = StreamingHttpResponse(campaign_csv(campaign), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}.csv"'
     return response

@@ -14,8 +14,9 @@ from django.views.decorators.http import require_safe
 
 from portal.access import MemberRequest
 from portal.views.messaging import PAGE_SIZE, messaging_page, org_of
+from portal.views.messaging_campaigns import campaign_or_404
 from sms.models import Campaign, InboundKind, InboundMessage
-from sms.selectors import replies_csv
+from sms.selectors import replies_csv, replies_of
 
 CAMPAIGNS_OFFERED = 200  # the newest campaigns with replies, in the filter
 
@@ -26,27 +27,18 @@ def _chosen_campaign(request: MemberRequest) -> Campaign | None:
     if not wanted:
         return None
     try:
-        chosen = Campaign.objects.for_org(org_of(request)).filter(pk=uuid.UUID(wanted)).first()
+        campaign_id = uuid.UUID(wanted)
     except ValueError:
-        chosen = None
-    if chosen is None:
-        raise Http404("No such campaign.")
-    return chosen
+        raise Http404("No such campaign.") from None
+    return campaign_or_404(request, campaign_id)
 
 
 @require_safe
 @messaging_page
 def messaging_replies(request: MemberRequest) -> HttpResponse:
     org = org_of(request)
-    replies = (
-        InboundMessage.objects.for_org(org)
-        .filter(kind=InboundKind.REPLY)
-        .select_related("contact", "campaign")
-        .order_by("-received_at", "-id")
-    )
     chosen = _chosen_campaign(request)
-    if chosen is not None:
-        replies = replies.filter(campaign=chosen)
+    replies = replies_of(org, chosen)
     # Queries: the count, one page of replies (with contact and campaign), the campaigns that have replies.
     page = Paginator(replies, PAGE_SIZE).get_page(request.GET.get("page"))
     answered = InboundMessage.objects.filter(campaign=OuterRef("pk"), kind=InboundKind.REPLY)
